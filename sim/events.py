@@ -88,7 +88,10 @@ class EventSamples:
         """Build from ``samples[s][t]`` = channels of step ``t`` of sample ``s``, in order."""
         n = len(samples)
         sample = np.concatenate(
-            [np.full(sum(len(x) for x in steps), s, dtype=np.int64) for s, steps in enumerate(samples)]
+            [
+                np.full(sum(len(x) for x in steps), s, dtype=np.int64)
+                for s, steps in enumerate(samples)
+            ]
             or [np.zeros(0, np.int64)]
         )
         step = np.concatenate(
@@ -211,7 +214,9 @@ def from_arrays(
     for s in range(n):
         lo, hi = sample_start[s], sample_start[s + 1]
         step_ptr.append(lo + np.searchsorted(step[lo:hi], np.arange(num_steps[s] + 1)))
-    return EventSamples(channel=channel, step_ptr=tuple(step_ptr), labels=label, sample_ids=sample_id)
+    return EventSamples(
+        channel=channel, step_ptr=tuple(step_ptr), labels=label, sample_ids=sample_id
+    )
 
 
 def save_events(events: EventSamples, path: str | os.PathLike) -> Path:

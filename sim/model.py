@@ -189,9 +189,7 @@ def _validate(model: Model, where: str) -> None:
     if len(model.layers) == 0:
         raise _fail(where, "layers", "a model needs at least one layer")
     if len(model.weights) != len(model.layers):
-        raise _fail(
-            where, "weights", f"{len(model.weights)} arrays for {len(model.layers)} layers"
-        )
+        raise _fail(where, "weights", f"{len(model.weights)} arrays for {len(model.layers)} layers")
     for i, layer in enumerate(model.layers):
         name = f"layers[{i}]"
         if not isinstance(layer, LayerSpec):
@@ -216,8 +214,9 @@ def _validate(model: Model, where: str) -> None:
         if w.size and (w.min() < wmin or w.max() > wmax):
             bad = w.min() if w.min() < wmin else w.max()
             raise _fail(
-                where, name, f"value {bad} does not fit weight_bits={model.weight_bits} "
-                f"[{wmin}, {wmax}]"
+                where,
+                name,
+                f"value {bad} does not fit weight_bits={model.weight_bits} [{wmin}, {wmax}]",
             )
         fan_in = layer.size
     s = model.scheduler
@@ -226,7 +225,9 @@ def _validate(model: Model, where: str) -> None:
     _check_choice(where, "scheduler.name", s.name, SCHEDULERS)
     _check_int(where, "scheduler.group_size", s.group_size, 0, MAX_SOURCES)
     if not isinstance(s.prioritized_input, bool):
-        raise _fail(where, "scheduler.prioritized_input", f"expected true/false, got {s.prioritized_input!r}")
+        raise _fail(
+            where, "scheduler.prioritized_input", f"expected a boolean, got {s.prioritized_input!r}"
+        )
     _check_int(where, "scheduler.seed", s.seed, 0, (1 << 32) - 1)
     _check_int(where, "scheduler.momentum_buckets", s.momentum_buckets, 1, 1024)
     _check_int(where, "scheduler.momentum_shift", s.momentum_shift, 0, 31)
@@ -298,8 +299,10 @@ def _read_manifest(where: str, archive: Any) -> dict[str, Any]:
         raise _fail(where, "format", f"{manifest.get('format')!r}, expected {ARTIFACT_FORMAT!r}")
     if manifest.get("version") != ARTIFACT_VERSION:
         raise _fail(
-            where, "version", f"{manifest.get('version')!r} is not supported "
-            f"(this version of unlayered reads version {ARTIFACT_VERSION})"
+            where,
+            "version",
+            f"{manifest.get('version')!r} is not supported "
+            f"(this version of unlayered reads version {ARTIFACT_VERSION})",
         )
     missing = _MANIFEST_KEYS - manifest.keys()
     if missing:

@@ -174,20 +174,20 @@ def run_sample(
     input_events = dropped = steps_run = 0
     stop = False
 
-    def fan_out(source: int) -> tuple[int, int, list[int]]:
-        """(first target, target layer, column of weights) of a source (semantics 1)."""
+    def fan_out(source: int) -> tuple[int, list[int]]:
+        """(first target, column of weights) of a source (semantics 1)."""
         if source < n_in:
-            return starts[0], 0, [row[source] for row in weights[0]]
+            return starts[0], [row[source] for row in weights[0]]
         n = source - n_in
         li = layer_of[n]
-        return starts[li + 1], li + 1, [row[n - starts[li]] for row in weights[li + 1]]
+        return starts[li + 1], [row[n - starts[li]] for row in weights[li + 1]]
 
     def deliver_and_evaluate(group: list[int], t: int, g: int) -> bool:
         """Semantics 5.3 and 5.4; returns True when an output neuron fired."""
         touched = set()
         synops = 0
         for source in group:
-            first, target_layer, column = fan_out(source)
+            first, column = fan_out(source)
             for j, w in enumerate(column):
                 target = first + j
                 touched.add(target)
