@@ -236,7 +236,7 @@ def load_events(path: str | os.PathLike) -> EventSamples:
         raise EventsError(f"{where}: no such file")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise EventsError(f"{where}: not a readable .npz events file ({exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise EventsError(f"{where}: not a readable .npz events file (a bare .npy array)")
@@ -249,9 +249,13 @@ def load_events(path: str | os.PathLike) -> EventSamples:
             raise EventsError(f"{where}: field '{name}': unknown array")
         try:
             arrays = {name: archive[name] for name in names}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise EventsError(f"{where}: corrupt array ({exc})") from None
     version = arrays.pop("format_version", np.array(EVENTS_VERSION))
-    if version.shape != () or int(version) != EVENTS_VERSION:
+    if (
+        version.shape != ()
+        or not np.issubdtype(version.dtype, np.integer)
+        or int(version) != EVENTS_VERSION
+    ):
         raise EventsError(f"{where}: field 'format_version': {version!r} is not supported")
     return from_arrays(where=where, **arrays)

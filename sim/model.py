@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -159,6 +158,13 @@ class Model:
         }
 
 
+def _json_default(value: Any) -> Any:
+    """Numpy integers (as exporters produce them) are written as JSON integers."""
+    if isinstance(value, np.integer):
+        return int(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation
 
@@ -238,7 +244,7 @@ def _validate(model: Model, where: str) -> None:
         if not isinstance(value, dict):
             raise _fail(where, name, f"expected a JSON object, got {type(value).__name__}")
         try:
-            json.dumps(value, allow_nan=False)
+            json.dumps(value, allow_nan=False, default=_json_default)
         except (TypeError, ValueError) as exc:
             raise _fail(where, name, f"not JSON-serializable: {exc}") from None
 
@@ -259,19 +265,22 @@ def save_model(model: Model, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     model.validate(where=str(path))
-    manifest = json.dumps(model.manifest(), indent=1, allow_nan=False).encode()
+    manifest = json.dumps(
+        model.manifest(), indent=1, allow_nan=False, default=_json_default
+    ).encode()
     arrays = {"manifest": np.frombuffer(manifest, dtype=np.uint8)}
     dtype = _storage_dtype(model.weight_bits)
     for i, w in enumerate(model.weights):
         arrays[f"weights_{i}"] = w.astype(dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Written beside the target, then renamed over it: a reader never sees half a file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -286,7 +295,10 @@ _LAYER_KEYS = {"size", "threshold", "leak", "reset"}
 def _read_manifest(where: str, archive: Any) -> dict[str, Any]:
     if "manifest" not in archive.files:
         raise _fail(where, "manifest", "missing: not an unlayered model artifact")
-    raw = archive["manifest"]
+    try:
+        raw = archive["manifest"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _fail(where, "manifest", f"corrupt array ({exc})") from None
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise _fail(where, "manifest", f"expected UTF-8 bytes, got {raw.dtype} {raw.shape}")
     try:
@@ -297,7 +309,8 @@ def _read_manifest(where: str, archive: Any) -> dict[str, Any]:
         raise _fail(where, "manifest", "expected a JSON object")
     if manifest.get("format") != ARTIFACT_FORMAT:
         raise _fail(where, "format", f"{manifest.get('format')!r}, expected {ARTIFACT_FORMAT!r}")
-    if manifest.get("version") != ARTIFACT_VERSION:
+    version = manifest.get("version")
+    if type(version) is not int or version != ARTIFACT_VERSION:  # not 1.0, not true
         raise _fail(
             where,
             "version",
@@ -341,7 +354,7 @@ def load_model(path: str | os.PathLike) -> Model:
         raise ArtifactError(f"{where}: no such file")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ArtifactError(f"{where}: not a readable .npz artifact ({exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ArtifactError(f"{where}: not a readable .npz artifact (a bare .npy array)")
@@ -355,14 +368,16 @@ def load_model(path: str | os.PathLike) -> Model:
             raise _fail(where, name, "missing array")
         for name in sorted(set(archive.files) - expected):
             raise _fail(where, name, "unexpected array")
-        try:
-            weights = tuple(archive[f"weights_{i}"] for i in range(len(layers)))
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ArtifactError(f"{where}: corrupt weight array ({exc})") from None
+        weights = []
+        for i in range(len(layers)):
+            try:
+                weights.append(archive[f"weights_{i}"])
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise _fail(where, f"weights_{i}", f"corrupt array ({exc})") from None
     model = Model(
         n_inputs=manifest["n_inputs"],
         layers=tuple(_layer_from_json(where, i, e) for i, e in enumerate(layers)),
-        weights=weights,
+        weights=tuple(weights),
         weight_bits=manifest["weight_bits"],
         membrane_bits=manifest["membrane_bits"],
         leak_shift=manifest["leak_shift"],

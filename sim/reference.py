@@ -184,6 +184,8 @@ def run_sample(
 
     def deliver_and_evaluate(group: list[int], t: int, g: int) -> bool:
         """Semantics 5.3 and 5.4; returns True when an output neuron fired."""
+        nonlocal input_events
+        input_events += sum(source < n_in for source in group)
         touched = set()
         synops = 0
         for source in group:
@@ -219,7 +221,6 @@ def run_sample(
             refractory[n] = False
         # 5.2 input
         events = [int(c) for c in events]
-        input_events += len(events)
         g = 0
         if sched.prioritized_input and events:
             stop = deliver_and_evaluate(events, t, g) and model.decision == "first_to_threshold"
