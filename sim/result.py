@@ -82,6 +82,11 @@ class SampleResult:
         }
 
 
+def _group_key(step, group):
+    """One sortable integer per (step, group)."""
+    return np.asarray(step, dtype=np.int64) * (1 << 32) + group
+
+
 def _running_decision(counts: np.ndarray) -> int:
     """argmax with ties to the lowest index; -1 when nothing fired."""
     return int(np.argmax(counts)) if counts.any() else -1
@@ -117,28 +122,28 @@ def finish_sample(
         decision = int(trace[out_rows[0], 2] - out_start) if len(out_rows) else -1
         if len(out_rows):
             decision_row = int(out_rows[0])
-    else:
+    elif len(out_rows):
         decision = _running_decision(output_counts)
-        running = np.zeros(n_out, dtype=np.int64)
-        for i in out_rows:
-            running[trace[i, 2] - out_start] += 1
-            last_of_group = i + 1 == len(trace) or tuple(trace[i + 1, :2]) != tuple(trace[i, :2])
-            if not last_of_group:
-                continue
-            if _running_decision(running) != decision:
-                decision_row = -1
-            elif decision_row < 0:
-                decision_row = int(i)
+        # Running decision after each group that fired outputs: argmax of the cumulative counts
+        # at the group's last output spike (ties to the lowest index, as np.argmax does).
+        running = np.cumsum(np.eye(n_out, dtype=np.int64)[trace[out_rows, 2] - out_start], axis=0)
+        keys = _group_key(trace[out_rows, 0], trace[out_rows, 1])
+        group_ends = np.flatnonzero(np.append(keys[1:] != keys[:-1], True))
+        wrong = np.flatnonzero(np.argmax(running[group_ends], axis=1) != decision)
+        # The earliest group end after which the running decision never differs again.
+        decision_row = int(out_rows[group_ends[wrong[-1] + 1 if len(wrong) else 0]])
+    else:
+        decision = -1
     if decision_row < 0:
         to_step, to_group = -1, -1
         spikes_to, synops_to, groups_to = spikes, int(group_log[:, 2].sum()), len(group_log)
     else:
         to_step, to_group = (int(x) for x in trace[decision_row, :2])
-        # The decision group's row in the log, and every spike up to the end of that group.
-        g = int(np.flatnonzero((group_log[:, 0] == to_step) & (group_log[:, 1] == to_group))[0])
-        end = decision_row + 1
-        while end < len(trace) and tuple(trace[end, :2]) == (to_step, to_group):
-            end += 1
+        # Trace and group log are ordered by (step, group): the decision group's row in the
+        # log, and the end of its spikes in the trace, by binary search.
+        key = _group_key(to_step, to_group)
+        g = int(np.searchsorted(_group_key(group_log[:, 0], group_log[:, 1]), key))
+        end = int(np.searchsorted(_group_key(trace[:, 0], trace[:, 1]), key, side="right"))
         spikes_to = np.bincount(layer_of_spike[:end], minlength=n_layers).astype(np.int64)
         synops_to, groups_to = int(group_log[: g + 1, 2].sum()), g + 1
     return SampleResult(
