@@ -1,0 +1,536 @@
+"""The neuron core: one asynchronous SNN, the execution contract in gateware.
+
+See ``docs/gateware.md`` for the architecture, the streams and the cycle behaviour.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from unlayered.sim import Model
+
+from .layout import CoreLayout
+from .pending import make_pending
+from .streams import InputKind, InputRecord, SpikeRecord, SummaryRecord, weight_write_layout
+
+__all__ = ["NeuronCore"]
+
+
+class NeuronCore(wiring.Component):
+    """An event-driven neuron core for ``model`` with ``lanes`` lanes.
+
+    Parameters
+    ----------
+    model
+        The deployed model: sizes, widths, per-layer parameters, scheduler, decision rule are
+        elaborated as constants; its weights are the initial contents of the weight memories.
+    lanes
+        ``L``: membrane banks and weight banks, one synaptic operation per lane per cycle.
+
+    Members
+    -------
+    events : In(stream.Signature(InputRecord))
+        Input records: ``START`` (random state), ``EVENT`` (channel), ``END_STEP``,
+        ``END_SAMPLE``. Backpressured.
+    weights : In(stream.Signature(weight_write_layout(...)))
+        Weight memory writes ``(bank, addr, data)``; ready only while the core is idle.
+    spikes : Out(stream.Signature(SpikeRecord))
+        Every spike ``(step, group, neuron)`` in trace order.
+    summary : Out(stream.Signature(SummaryRecord))
+        One record per sample, after its last spike.
+    membranes : Out(stream.Signature(signed(membrane_bits)))
+        While ``debug`` is set: the N membranes, ascending, at the end of every step.
+    debug : In(1)
+        Enable the membrane read-out.
+    idle : Out(1)
+        No sample in progress.
+    """
+
+    def __init__(self, model: Model, lanes: int = 1):
+        model.validate()
+        self._model = model
+        self._lanes = lanes
+        self._layout = CoreLayout.from_model(model, lanes)
+        lay = self._layout
+        super().__init__(
+            {
+                "events": In(stream.Signature(InputRecord)),
+                "weights": In(
+                    stream.Signature(
+                        weight_write_layout(lanes, lay.weight_depth, model.weight_bits)
+                    )
+                ),
+                "spikes": Out(stream.Signature(SpikeRecord)),
+                "summary": Out(stream.Signature(SummaryRecord)),
+                "membranes": Out(stream.Signature(signed(model.membrane_bits))),
+                "debug": In(1),
+                "idle": Out(1),
+            }
+        )
+
+    @property
+    def layout(self) -> CoreLayout:
+        return self._layout
+
+    def elaborate(self, platform):
+        m = Module()
+        model, lay, nbanks = self._model, self._layout, self._lanes
+        sched = model.scheduler
+        mb, wb = model.membrane_bits, model.weight_bits
+        nl = len(model.layers)
+        n_in, ns = lay.n_inputs, lay.n_sources
+        vmin, vmax = model.vmin, model.vmax
+        depth = max(lay.bank_depth, 1)
+        n_buckets = sched.momentum_buckets
+        top_bucket = n_buckets - 1
+
+        # ---- memories -------------------------------------------------------------------
+        image = lay.weight_image(model)
+        v_wp, v_rp, w_wp, w_rp = [], [], [], []
+        for b in range(nbanks):
+            vm = Memory(shape=mb + 1, depth=max(depth, 2), init=[])
+            wm = Memory(shape=signed(wb), depth=max(lay.weight_depth, 2), init=image[b].tolist())
+            m.submodules[f"membrane{b}"] = vm
+            m.submodules[f"weight{b}"] = wm
+            wp = vm.write_port()
+            v_wp.append(wp)
+            v_rp.append(vm.read_port(transparent_for=(wp,)))
+            w_wp.append(wm.write_port())
+            w_rp.append(wm.read_port())
+        v_rdata = Array(rp.data for rp in v_rp)
+
+        def vpart(word):
+            return word[:mb].as_signed()
+
+        def rpart(word):
+            return word[mb]
+
+        # ---- pending structure ----------------------------------------------------------
+        m.submodules.pending = pend = make_pending(sched.name, ns, nl, n_buckets)
+
+        # ---- constants per layer --------------------------------------------------------
+        sizes = Array(Const(s, 17) for s in lay.sizes)
+        cycles = Array(Const(k, 17) for k in lay.cycles)
+        row_start = Array(Const(r, 32) for r in lay.row_start)
+        thresholds = Array(Const(layer.threshold, signed(mb + 1)) for layer in model.layers)
+        subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
+        ends = Array(Const(s + z - 1, 16) for s, z in zip(lay.starts, lay.sizes, strict=True))
+        # source code c: 0 for inputs, i + 1 for neurons of layer i; source start of each code
+        src_start = [0] + [n_in + s for s in lay.starts]
+
+        # ---- counters -------------------------------------------------------------------
+        step = Signal(32)
+        group = Signal(32)
+        c_spikes, c_synops, c_groups = Signal(32), Signal(32), Signal(32)
+        c_dropped, c_inputs, c_cycles = Signal(32), Signal(32), Signal(32)
+        touched = Signal(nl)
+        first_step = Signal()
+        had_input = Signal()
+        out_fired = Signal()
+        stop = Signal()
+
+        # ---- delivery pipeline: next row slot, stage A (issue), stage B (add, write) ------
+        nx_valid = Signal()
+        nx_row = Signal(32)
+        nx_layer = Signal(range(max(nl, 2)))
+        a_active = Signal()
+        a_row = Signal(32)
+        a_layer = Signal(range(max(nl, 2)))
+        a_k = Signal(17)
+        a_last = Signal()
+        b_valid = Signal()
+        b_mask = Signal(nbanks)
+        b_addr = [Signal(range(max(depth, 2)), name=f"b_addr{b}") for b in range(nbanks)]
+
+        m.d.comb += a_last.eq(a_k == cycles[a_layer] - 1)
+        nx_take = Signal()
+        m.d.comb += nx_take.eq(nx_valid & (~a_active | a_last))
+        nx_free = Signal()
+        m.d.comb += nx_free.eq(~nx_valid | nx_take)
+        pipe_empty = Signal()
+        m.d.comb += pipe_empty.eq(~nx_valid & ~a_active & ~b_valid)
+
+        offsets = [
+            Array(Const(lay.bank_offset[li][b], 32) for li in range(nl)) for b in range(nbanks)
+        ]
+        counts = [
+            Array(Const(lay.bank_count[li][b], 17) for li in range(nl)) for b in range(nbanks)
+        ]
+        for b in range(nbanks):
+            m.d.comb += [
+                w_rp[b].addr.eq(a_row + a_k),
+                v_rp[b].addr.eq(offsets[b][a_layer] + a_k),
+            ]
+        with m.If(a_active):
+            m.d.sync += [b_valid.eq(1), a_k.eq(a_k + 1)]
+            for b in range(nbanks):
+                m.d.sync += [
+                    b_mask[b].eq(a_k < counts[b][a_layer]),
+                    b_addr[b].eq(offsets[b][a_layer] + a_k),
+                ]
+        with m.Else():
+            m.d.sync += b_valid.eq(0)
+        with m.If(nx_take):
+            m.d.sync += [a_active.eq(1), a_row.eq(nx_row), a_layer.eq(nx_layer), a_k.eq(0)]
+        with m.Elif(a_active & a_last):
+            m.d.sync += a_active.eq(0)
+        with m.If(nx_take):
+            m.d.sync += nx_valid.eq(0)
+        for b in range(nbanks):
+            word = v_rp[b].data
+            total = Signal(signed(mb + 2), name=f"sum{b}")
+            m.d.comb += total.eq(vpart(word) + w_rp[b].data)
+            clamped = Mux(total > vmax, vmax, Mux(total < vmin, vmin, total))
+            with m.If(b_valid & b_mask[b] & ~rpart(word)):
+                m.d.comb += [
+                    v_wp[b].addr.eq(b_addr[b]),
+                    v_wp[b].data.eq(Cat(clamped[:mb], Const(0, 1))),
+                    v_wp[b].en.eq(1),
+                ]
+
+        def load_row(source, code):
+            """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
+            idx = Signal(16, name="row_idx")
+            m.d.comb += idx.eq(source - Array(Const(s, 17) for s in src_start)[code])
+            m.d.sync += [
+                nx_valid.eq(1),
+                nx_row.eq(row_start[code] + idx * cycles[code]),
+                nx_layer.eq(code),
+                c_synops.eq(c_synops + sizes[code]),
+                touched.eq(touched | (1 << code)),
+            ]
+            with m.If(code == 0):
+                m.d.sync += c_inputs.eq(c_inputs + 1)
+
+        # ---- spike output buffer --------------------------------------------------------
+        spk_valid = Signal()
+        spk = Signal(SpikeRecord)
+        m.d.comb += [self.spikes.valid.eq(spk_valid), self.spikes.payload.eq(spk)]
+        with m.If(self.spikes.ready):
+            m.d.sync += spk_valid.eq(0)
+        spk_free = Signal()
+        m.d.comb += spk_free.eq(~spk_valid | self.spikes.ready)
+
+        # ---- leak pass ------------------------------------------------------------------
+        lk_addr = Signal(range(depth + 1))
+        lk_d_valid = Signal()
+        lk_d_addr = Signal(range(depth + 1))
+        leaks = Array(Const(layer.leak, unsigned(17)) for layer in model.layers)
+        round_up = (1 << model.leak_shift) - 1
+
+        # ---- evaluation -----------------------------------------------------------------
+        ev_layer = Signal(range(max(nl, 2)))
+        ev_n = Signal(16)
+        ev_bank = Signal(range(max(nbanks, 2)))
+        ev_addr = Signal(range(max(depth, 2)))
+        ev_word = Signal(mb + 1)
+        m.d.comb += ev_word.eq(v_rdata[ev_bank])
+        ev_v = vpart(ev_word)
+        ev_fire = Signal()
+        m.d.comb += ev_fire.eq(~rpart(ev_word) & (ev_v > thresholds[ev_layer]))
+        overshoot = Signal(mb + 1)
+        m.d.comb += overshoot.eq(ev_v - thresholds[ev_layer])
+        bucket = Signal(range(max(n_buckets, 2)))
+        shifted = Signal(mb + 1)
+        m.d.comb += shifted.eq((overshoot - 1) >> sched.momentum_shift)
+        m.d.comb += bucket.eq(Mux(shifted > top_bucket, top_bucket, shifted))
+        next_bank = Signal.like(ev_bank)
+        next_addr = Signal.like(ev_addr)
+        if nbanks == 1:
+            m.d.comb += [next_bank.eq(0), next_addr.eq(ev_addr + 1)]
+        else:
+            with m.If(ev_bank == nbanks - 1):
+                m.d.comb += [next_bank.eq(0), next_addr.eq(ev_addr + 1)]
+            with m.Else():
+                m.d.comb += [next_bank.eq(ev_bank + 1), next_addr.eq(ev_addr)]
+
+        # ---- group controller -----------------------------------------------------------
+        picks = Signal(17)
+        group_layer = Signal(range(nl + 1))
+        cont = Signal()
+        f = sched.group_size
+        more = (pend.count != 0) & ((picks < f) if f else 1)
+        if sched.name == "sync":
+            more = more & (pend.lowest == group_layer)
+        m.d.comb += cont.eq(more)
+        pick_code = Signal(range(max(nl, 2)))
+        for i in range(1, nl):
+            with m.If(pend.head.payload >= src_start[i]):
+                m.d.comb += pick_code.eq(i)
+
+        # ---- read-out -------------------------------------------------------------------
+        ro_n = Signal(16)
+        ro_bank = Signal.like(ev_bank)
+        ro_addr = Signal.like(ev_addr)
+
+        ev = self.events.payload
+        m.d.comb += self.idle.eq(0)
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.comb += [self.idle.eq(1), self.events.ready.eq(1), self.weights.ready.eq(1)]
+                wr = self.weights.payload
+                for b in range(nbanks):
+                    with m.If(self.weights.valid & (wr.bank == b)):
+                        m.d.comb += [
+                            w_wp[b].addr.eq(wr.addr),
+                            w_wp[b].data.eq(wr.data),
+                            w_wp[b].en.eq(1),
+                        ]
+                with m.If(self.events.valid & (ev.kind == InputKind.START)):
+                    m.d.comb += [pend.seed.eq(ev.data), pend.load.eq(1)]
+                    m.d.sync += [
+                        step.eq(0),
+                        c_spikes.eq(0),
+                        c_synops.eq(0),
+                        c_groups.eq(0),
+                        c_dropped.eq(0),
+                        c_inputs.eq(0),
+                        c_cycles.eq(0),
+                        first_step.eq(1),
+                        stop.eq(0),
+                    ]
+                    m.next = "STEP_WAIT"
+
+            with m.State("STEP_WAIT"):
+                with m.If(self.events.valid):
+                    with m.If(ev.kind == InputKind.END_SAMPLE):
+                        m.d.comb += self.events.ready.eq(1)
+                        m.next = "SUMMARY"
+                    with m.Elif(ev.kind == InputKind.START):
+                        m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
+                    with m.Else():
+                        m.d.sync += [lk_addr.eq(0), lk_d_valid.eq(0)]
+                        m.next = "LEAK"
+
+            with m.State("LEAK"):
+                for b in range(nbanks):
+                    m.d.comb += v_rp[b].addr.eq(lk_addr)
+                m.d.sync += [lk_d_valid.eq(lk_addr < depth), lk_d_addr.eq(lk_addr)]
+                with m.If(lk_addr < depth):
+                    m.d.sync += lk_addr.eq(lk_addr + 1)
+                for b in range(nbanks):
+                    n = Signal(32, name=f"lk_n{b}")
+                    m.d.comb += n.eq(lk_d_addr * nbanks + b)
+                    li = Signal(range(max(nl, 2)), name=f"lk_layer{b}")
+                    for i in range(1, nl):
+                        with m.If(n >= lay.starts[i]):
+                            m.d.comb += li.eq(i)
+                    v = vpart(v_rp[b].data)
+                    prod = Signal(signed(mb + 18), name=f"lk_prod{b}")
+                    m.d.comb += prod.eq(v * leaks[li])
+                    leaked = Mux(
+                        prod < 0, (prod + round_up) >> model.leak_shift, prod >> model.leak_shift
+                    )
+                    with m.If(lk_d_valid):
+                        m.d.comb += [
+                            v_wp[b].addr.eq(lk_d_addr),
+                            v_wp[b].data.eq(Cat(Mux(first_step, 0, leaked)[:mb], Const(0, 1))),
+                            v_wp[b].en.eq(1),
+                        ]
+                with m.If(lk_d_valid & (lk_d_addr == depth - 1)):
+                    m.d.sync += [
+                        first_step.eq(0),
+                        group.eq(0),
+                        touched.eq(0),
+                        had_input.eq(0),
+                        out_fired.eq(0),
+                    ]
+                    m.next = "INPUT"
+
+            with m.State("INPUT"):
+                with m.If(self.events.valid):
+                    with m.If(ev.kind == InputKind.EVENT):
+                        if sched.prioritized_input:
+                            m.d.comb += self.events.ready.eq(nx_free)
+                            with m.If(nx_free):
+                                m.d.sync += had_input.eq(1)
+                                load_row(ev.data[:16], Const(0, 1))
+                        else:
+                            m.d.comb += [
+                                self.events.ready.eq(1),
+                                pend.push_valid.eq(1),
+                                pend.push_source.eq(ev.data[:16]),
+                                pend.push_layer.eq(0),
+                                pend.push_bucket.eq(top_bucket),
+                            ]
+                    with m.Elif(ev.kind == InputKind.END_STEP):
+                        m.d.comb += self.events.ready.eq(1)
+                        m.next = "INPUT_DRAIN"
+                    with m.Else():
+                        # START or END_SAMPLE before END_STEP: a protocol error; treat as the
+                        # end of the step's inputs, leaving the record for STEP_WAIT.
+                        m.next = "INPUT_DRAIN"
+
+            with m.State("INPUT_DRAIN"):
+                with m.If(pipe_empty):
+                    with m.If(had_input):
+                        m.next = "EVAL_LAYER"
+                    with m.Else():
+                        m.next = "GROUP"
+
+            with m.State("GROUP"):
+                with m.If(~pend.busy):
+                    cap = sched.max_groups_per_step
+                    with m.If(pend.count == 0):
+                        m.next = "STEP_END"
+                    with m.Elif((group >= cap) if cap else 0):
+                        m.d.sync += c_dropped.eq(c_dropped + pend.count)
+                        m.next = "STEP_END"
+                    with m.Else():
+                        m.d.sync += [picks.eq(0), group_layer.eq(pend.lowest)]
+                        m.next = "PICK"
+
+            with m.State("PICK"):
+                with m.If(cont):
+                    m.d.comb += pend.head.ready.eq(nx_free)
+                    with m.If(pend.head.valid & nx_free):
+                        m.d.sync += picks.eq(picks + 1)
+                        load_row(pend.head.payload, pick_code)
+                with m.Else():
+                    m.next = "DRAIN"
+
+            with m.State("DRAIN"):
+                with m.If(pipe_empty):
+                    m.next = "EVAL_LAYER"
+
+            with m.State("EVAL_LAYER"):
+                with m.If(touched == 0):
+                    m.next = "EVAL_DONE"
+                with m.Else():
+                    for i in reversed(range(nl)):
+                        with m.If(touched[i]):
+                            m.d.sync += [
+                                ev_layer.eq(i),
+                                ev_n.eq(lay.starts[i]),
+                                ev_bank.eq(lay.starts[i] % nbanks),
+                                ev_addr.eq(lay.starts[i] // nbanks),
+                            ]
+                    m.next = "EVAL_READ"
+
+            with m.State("EVAL_READ"):
+                for b in range(nbanks):
+                    m.d.comb += v_rp[b].addr.eq(ev_addr)
+                m.next = "EVAL_CHECK"
+
+            with m.State("EVAL_CHECK"):
+                advance = Signal()
+                last = Signal()
+                m.d.comb += [advance.eq(~ev_fire | spk_free), last.eq(ev_n == ends[ev_layer])]
+                for b in range(nbanks):
+                    m.d.comb += v_rp[b].addr.eq(Mux(advance & ~last, next_addr, ev_addr))
+                with m.If(advance):
+                    with m.If(ev_fire):
+                        reset_v = Mux(subtract[ev_layer], ev_v - thresholds[ev_layer], 0)
+                        for b in range(nbanks):
+                            with m.If(ev_bank == b):
+                                m.d.comb += [
+                                    v_wp[b].addr.eq(ev_addr),
+                                    v_wp[b].data.eq(Cat(reset_v[:mb], Const(1, 1))),
+                                    v_wp[b].en.eq(1),
+                                ]
+                        m.d.sync += [
+                            spk_valid.eq(1),
+                            spk.step.eq(step),
+                            spk.group.eq(group),
+                            spk.neuron.eq(ev_n),
+                            c_spikes.eq(c_spikes + 1),
+                        ]
+                        with m.If(ev_layer == nl - 1):
+                            m.d.sync += out_fired.eq(1)
+                        with m.Else():
+                            m.d.comb += [
+                                pend.push_valid.eq(1),
+                                pend.push_source.eq(n_in + ev_n),
+                                pend.push_layer.eq(ev_layer + 1),
+                                pend.push_bucket.eq(bucket),
+                            ]
+                    m.d.sync += [ev_n.eq(ev_n + 1), ev_bank.eq(next_bank), ev_addr.eq(next_addr)]
+                    with m.If(last):
+                        for i in range(nl):
+                            with m.If(ev_layer == i):
+                                m.d.sync += touched[i].eq(0)
+                        m.next = "EVAL_LAYER"
+
+            with m.State("EVAL_DONE"):
+                m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
+                if model.decision == "first_to_threshold":
+                    with m.If(out_fired):
+                        m.d.sync += stop.eq(1)
+                        m.next = "STEP_END"
+                    with m.Else():
+                        m.next = "GROUP"
+                else:
+                    m.next = "GROUP"
+
+            with m.State("STEP_END"):
+                with m.If(pend.count != 0):
+                    m.d.comb += pend.clear.eq(1)
+                m.d.sync += [ro_n.eq(0), ro_bank.eq(0), ro_addr.eq(0)]
+                m.next = "STEP_CLEAR"
+
+            with m.State("STEP_CLEAR"):
+                with m.If(~pend.busy):
+                    with m.If(self.debug):
+                        m.next = "READ_ISSUE"
+                    with m.Else():
+                        m.next = "STEP_FINISH"
+
+            with m.State("READ_ISSUE"):
+                for b in range(nbanks):
+                    m.d.comb += v_rp[b].addr.eq(ro_addr)
+                m.next = "READ_OUT"
+
+            with m.State("READ_OUT"):
+                for b in range(nbanks):
+                    m.d.comb += v_rp[b].addr.eq(ro_addr)
+                m.d.comb += [
+                    self.membranes.valid.eq(1),
+                    self.membranes.payload.eq(vpart(v_rdata[ro_bank])),
+                ]
+                with m.If(self.membranes.ready):
+                    m.d.sync += ro_n.eq(ro_n + 1)
+                    if nbanks == 1:
+                        m.d.sync += ro_addr.eq(ro_addr + 1)
+                    else:
+                        with m.If(ro_bank == nbanks - 1):
+                            m.d.sync += [ro_bank.eq(0), ro_addr.eq(ro_addr + 1)]
+                        with m.Else():
+                            m.d.sync += ro_bank.eq(ro_bank + 1)
+                    with m.If(ro_n == model.n_neurons - 1):
+                        m.next = "STEP_FINISH"
+                    with m.Else():
+                        m.next = "READ_ISSUE"
+
+            with m.State("STEP_FINISH"):
+                m.d.sync += step.eq(step + 1)
+                with m.If(stop):
+                    m.next = "DISCARD"
+                with m.Else():
+                    m.next = "STEP_WAIT"
+
+            with m.State("DISCARD"):
+                m.d.comb += self.events.ready.eq(1)
+                with m.If(self.events.valid & (ev.kind == InputKind.END_SAMPLE)):
+                    m.next = "SUMMARY"
+
+            with m.State("SUMMARY"):
+                m.d.comb += [
+                    self.summary.valid.eq(~spk_valid),
+                    self.summary.payload.steps.eq(step),
+                    self.summary.payload.spikes.eq(c_spikes),
+                    self.summary.payload.synops.eq(c_synops),
+                    self.summary.payload.groups.eq(c_groups),
+                    self.summary.payload.dropped.eq(c_dropped),
+                    self.summary.payload.input_events.eq(c_inputs),
+                    self.summary.payload.cycles.eq(c_cycles),
+                ]
+                with m.If(self.summary.ready & ~spk_valid):
+                    m.next = "IDLE"
+
+        with m.If(~self.idle):
+            m.d.sync += c_cycles.eq(c_cycles + 1)
+        return m

@@ -1,0 +1,120 @@
+"""Where every neuron and weight of a :class:`~unlayered.sim.Model` lives in the core's memories.
+
+Plain Python (no Amaranth): the core elaborates from it, and host code and testbenches use it to
+build weight images and reload them through the core's weight write port.
+
+Neuron ``n`` lives in membrane bank ``n % L`` at address ``n // L``. A source's fan-out (a whole
+layer ``l``, starting at neuron ``s``) is streamed in ``K[l]`` cycles; in cycle ``k`` bank ``b``
+handles target ``L * (off[l][b] + k) + b`` when ``k < cnt[l][b]`` (``off[l][b]`` is the first
+address of layer ``l`` in bank ``b``). Weight bank ``b`` holds, for every source, ``K[l]``
+consecutive words: word ``row_base(source) + k`` is the weight of that bank's target in cycle
+``k`` (0 where the bank has no target).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from unlayered.sim import Model
+
+__all__ = ["CoreLayout"]
+
+
+@dataclass(frozen=True)
+class CoreLayout:
+    """Memory layout of a model on a core with ``lanes`` lanes.
+
+    Members
+    -------
+    lanes
+        ``L``, the number of membrane and weight banks.
+    n_inputs, sizes, starts
+        Input channels, layer sizes, global index of each layer's first neuron.
+    n_sources
+        ``n_inputs + N``.
+    bank_depth
+        Addresses per membrane bank, ``ceil(N / L)``.
+    cycles
+        ``K[l]``: cycles to stream one row into layer ``l``.
+    bank_offset, bank_count
+        ``off[l][b]`` and ``cnt[l][b]`` (see the module docstring).
+    row_start
+        ``WB[l]``: the first weight word of the rows that feed layer ``l``.
+    weight_depth
+        Words per weight bank.
+    """
+
+    lanes: int
+    n_inputs: int
+    sizes: tuple[int, ...]
+    starts: tuple[int, ...]
+    n_sources: int
+    bank_depth: int
+    cycles: tuple[int, ...]
+    bank_offset: tuple[tuple[int, ...], ...]
+    bank_count: tuple[tuple[int, ...], ...]
+    row_start: tuple[int, ...]
+    weight_depth: int
+
+    @staticmethod
+    def from_model(model: Model, lanes: int) -> CoreLayout:
+        if lanes < 1:
+            raise ValueError(f"lanes must be >= 1, got {lanes}")
+        sizes = tuple(int(s) for s in model.sizes)
+        starts = tuple(int(s) for s in model.layer_starts)
+        n = sum(sizes)
+        offsets, counts, cycles, row_start = [], [], [], []
+        fan_in = [model.n_inputs, *sizes[:-1]]
+        word = 0
+        for start, size, sources in zip(starts, sizes, fan_in, strict=True):
+            off, cnt = [], []
+            for b in range(lanes):
+                first = max(0, -(-(start - b) // lanes))  # first address >= start in bank b
+                end = max(0, -(-(start + size - b) // lanes))
+                off.append(first)
+                cnt.append(end - first)
+            offsets.append(tuple(off))
+            counts.append(tuple(cnt))
+            cycles.append(max(cnt))
+            row_start.append(word)
+            word += sources * max(cnt)
+        return CoreLayout(
+            lanes=lanes,
+            n_inputs=int(model.n_inputs),
+            sizes=sizes,
+            starts=starts,
+            n_sources=int(model.n_inputs) + n,
+            bank_depth=-(-n // lanes),
+            cycles=tuple(cycles),
+            bank_offset=tuple(offsets),
+            bank_count=tuple(counts),
+            row_start=tuple(row_start),
+            weight_depth=max(word, 1),
+        )
+
+    def weight_image(self, model: Model) -> np.ndarray:
+        """``(lanes, weight_depth)`` int64 array: the contents of every weight bank."""
+        image = np.zeros((self.lanes, self.weight_depth), dtype=np.int64)
+        for layer, w in enumerate(model.weights):
+            w = np.asarray(w)
+            big_k = self.cycles[layer]
+            for source in range(w.shape[1]):
+                base = self.row_start[layer] + source * big_k
+                for b in range(self.lanes):
+                    for k in range(self.bank_count[layer][b]):
+                        target = self.lanes * (self.bank_offset[layer][b] + k) + b
+                        image[b, base + k] = w[target - self.starts[layer], source]
+        return image
+
+    def weight_writes(self, model: Model) -> list[tuple[int, int, int]]:
+        """``(bank, address, weight)`` for every word: what a host writes to reload weights."""
+        image = self.weight_image(model)
+        return [
+            (b, a, int(image[b, a])) for a in range(self.weight_depth) for b in range(self.lanes)
+        ]
+
+    def compatible(self, model: Model) -> bool:
+        """True when ``model`` has the same shape, so its weights can be loaded into this core."""
+        return CoreLayout.from_model(model, self.lanes) == self

@@ -1,0 +1,46 @@
+"""``fifo`` pending structure (semantics 6.2): a FIFO memory of depth ``n_inputs + N``."""
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+
+from .pending import pending_ports
+
+__all__ = ["PendingFifo"]
+
+
+class PendingFifo(wiring.Component):
+    """Arrival order: a ``lib.fifo.SyncFIFOBuffered`` of sources.
+
+    Parameters
+    ----------
+    n_sources
+        ``n_inputs + N``: the FIFO depth (an entry is pending at most once per step).
+    n_layers, n_buckets
+        Unused; the ports are those of :func:`.pending.pending_ports`.
+    """
+
+    def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
+        self._n_sources = n_sources
+        super().__init__(pending_ports(n_sources, n_layers, n_buckets))
+
+    def elaborate(self, platform):
+        m = Module()
+        fifo = SyncFIFOBuffered(width=16, depth=max(self._n_sources, 2))
+        m.submodules.fifo = ResetInserter(self.clear)(fifo)
+        take = Signal()
+        m.d.comb += [
+            fifo.w_data.eq(self.push_source),
+            fifo.w_en.eq(self.push_valid),
+            self.head.valid.eq(fifo.r_rdy),
+            self.head.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.head.ready),
+            take.eq(self.head.valid & self.head.ready),
+        ]
+        with m.If(self.clear):
+            m.d.sync += self.count.eq(0)
+        with m.Elif(self.push_valid & ~take):
+            m.d.sync += self.count.eq(self.count + 1)
+        with m.Elif(take & ~self.push_valid):
+            m.d.sync += self.count.eq(self.count - 1)
+        return m

@@ -1,0 +1,82 @@
+"""``momentum`` pending structure (semantics 6.4): B linked-list FIFOs and a priority encoder."""
+
+from amaranth.hdl import Array, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+
+from .pending import pending_ports
+
+__all__ = ["PendingMomentum"]
+
+
+class PendingMomentum(wiring.Component):
+    """The oldest entry of the highest non-empty bucket.
+
+    Each bucket is a FIFO kept as a linked list through one next-pointer memory indexed by
+    source (``n_sources`` words; a source is pending at most once), with head, tail and count
+    registers per bucket. A pick takes the head of the highest non-empty bucket; the bucket's new
+    head is read from the next-pointer memory in the following cycle (one cycle without
+    ``head.valid``).
+
+    Parameters
+    ----------
+    n_sources
+        ``n_inputs + N``.
+    n_layers
+        Unused.
+    n_buckets
+        ``B``, the momentum buckets.
+    """
+
+    def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
+        self._n_sources = n_sources
+        self._n_buckets = n_buckets
+        super().__init__(pending_ports(n_sources, n_layers, n_buckets))
+
+    def elaborate(self, platform):
+        m = Module()
+        nb, ns = self._n_buckets, self._n_sources
+        m.submodules.next = mem = Memory(shape=16, depth=max(ns, 2), init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+
+        heads = Array(Signal(16, name=f"head{b}") for b in range(nb))
+        tails = Array(Signal(16, name=f"tail{b}") for b in range(nb))
+        counts = Array(Signal(range(ns + 1), name=f"count{b}") for b in range(nb))
+
+        top = Signal(range(max(nb, 2)))
+        for b in range(nb):  # the last assignment wins: the highest non-empty bucket
+            with m.If(counts[b] != 0):
+                m.d.comb += top.eq(b)
+        advancing = Signal()  # the cycle after a pick that leaves its bucket non-empty
+        adv_bucket = Signal.like(top)
+
+        m.d.comb += [
+            rp.addr.eq(heads[top]),
+            self.head.payload.eq(heads[top]),
+            self.head.valid.eq((self.count != 0) & ~advancing),
+        ]
+        take = self.head.valid & self.head.ready
+        m.d.sync += advancing.eq(0)
+        with m.If(self.clear):
+            for b in range(nb):
+                m.d.sync += counts[b].eq(0)
+            m.d.sync += self.count.eq(0)
+        with m.Elif(self.push_valid):
+            b = self.push_bucket
+            with m.If(counts[b] == 0):
+                m.d.sync += heads[b].eq(self.push_source)
+            with m.Else():
+                m.d.comb += [wp.addr.eq(tails[b]), wp.data.eq(self.push_source), wp.en.eq(1)]
+            m.d.sync += [
+                tails[b].eq(self.push_source),
+                counts[b].eq(counts[b] + 1),
+                self.count.eq(self.count + 1),
+            ]
+        with m.Elif(take):
+            m.d.sync += [counts[top].eq(counts[top] - 1), self.count.eq(self.count - 1)]
+            with m.If(counts[top] != 1):
+                m.d.sync += [advancing.eq(1), adv_bucket.eq(top)]
+        with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
+            m.d.sync += heads[adv_bucket].eq(rp.data)
+        return m

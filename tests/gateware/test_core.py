@@ -1,0 +1,136 @@
+"""The whole neuron core in Amaranth's simulator against the reference simulator.
+
+Full traces, counters and end-of-step membranes must be identical (semantics 9), for every
+scheduler, group size, lane count, input mode, cap and decision rule, under input stalls and
+output backpressure.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.sim.strategies import batches, models
+from unlayered.sim import EventSamples, LayerSpec, Model, SchedulerSpec
+
+from .harness import compare, random_events, random_model, run_core
+
+SCHEDULERS = ["sync", "fifo", "random", "momentum"]
+
+
+def worked_example(group_size: int) -> Model:
+    """The worked example of semantics 5 (F = 1 versus F = 2)."""
+    return Model(
+        n_inputs=2,
+        layers=(LayerSpec(2, 5, 256), LayerSpec(1, 5, 256)),
+        weights=(np.array([[4, 3], [2, 4]]), np.array([[3, 3]])),
+        scheduler=SchedulerSpec(name="fifo", group_size=group_size),
+    )
+
+
+@pytest.mark.parametrize(
+    ("group_size", "trace", "groups"),
+    [(1, [(0, 0, 0), (0, 0, 1), (0, 2, 2)], 3), (2, [(0, 0, 0), (0, 0, 1), (0, 1, 2)], 2)],
+)
+def test_worked_example(group_size, trace, groups):
+    model = worked_example(group_size)
+    events = EventSamples.from_lists([[[0, 1]]])
+    (hw,) = run_core(model, events)
+    assert hw.trace == trace
+    assert hw.summary["groups"] == groups
+    assert hw.summary["synops"] == 6
+    assert compare(model, events, [hw]) == []
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_random_models(scheduler, lanes):
+    """Seeded random small models (widths, leaks, resets, F, caps, decisions, input modes)."""
+    failures = []
+    for case in range(12):
+        seed = 1000 * lanes + case
+        rnd = np.random.default_rng([seed, SCHEDULERS.index(scheduler)])
+        model = random_model(rnd, name=scheduler)
+        events = random_events(rnd, model.n_inputs)
+        hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=seed)
+        failures += [f"case {case} ({model.scheduler}): {e}" for e in compare(model, events, hw)]
+    assert failures == []
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_weight_reload(lanes):
+    """A core built for one model runs another of the same shape after a weight reload."""
+    rnd = np.random.default_rng(7)
+    built = random_model(rnd, name="fifo", max_groups_per_step=0)
+    weights = tuple(rnd.integers(-3, 8, size=np.shape(w)) for w in built.weights)
+    other = Model(
+        n_inputs=built.n_inputs,
+        layers=built.layers,
+        weights=weights,
+        weight_bits=max(built.weight_bits, 4),
+        membrane_bits=max(built.membrane_bits, 4),
+        leak_shift=built.leak_shift,
+        scheduler=built.scheduler,
+        decision=built.decision,
+    )
+    if other.weight_bits != built.weight_bits or other.membrane_bits != built.membrane_bits:
+        built = Model(
+            n_inputs=built.n_inputs,
+            layers=built.layers,
+            weights=built.weights,
+            weight_bits=other.weight_bits,
+            membrane_bits=other.membrane_bits,
+            leak_shift=built.leak_shift,
+            scheduler=built.scheduler,
+            decision=built.decision,
+        )
+    events = random_events(rnd, built.n_inputs, n_samples=3)
+    hw = run_core(built, events, lanes=lanes, weights=other)
+    assert compare(other, events, hw) == []
+
+
+def test_without_debug_readout():
+    """With ``debug`` low no membranes are streamed and the trace is unchanged."""
+    rnd = np.random.default_rng(11)
+    model = random_model(rnd, name="momentum")
+    events = random_events(rnd, model.n_inputs)
+    hw = run_core(model, events, lanes=2, debug=False)
+    assert all(h.membranes == [] for h in hw)
+    assert compare(model, events, hw, membranes=False) == []
+
+
+def test_checker_catches_a_corrupted_spike():
+    """The comparison can fail: one spike's neuron changed is reported."""
+    model = worked_example(1)
+    events = EventSamples.from_lists([[[0, 1]]])
+    (hw,) = run_core(model, events)
+    hw.trace[1] = (0, 0, 2)
+    assert compare(model, events, [hw]) != []
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data(), lanes=st.sampled_from([1, 2, 4]))
+def test_hypothesis_models(data, lanes):
+    """The simulator's own model strategy (all parameters over their whole range)."""
+    model = data.draw(models(max_layers=3, max_size=6, max_inputs=6))
+    events = data.draw(batches(model.n_inputs, max_samples=2, max_steps=4))
+    hw = run_core(model, events, lanes=lanes, stall=0.1, backpressure=0.1)
+    assert compare(model, events, hw) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lanes", [1, 2, 3, 4])
+def test_random_models_long(lanes):
+    """250 random models of any scheduler per lane count (about 20 s each)."""
+    failures = []
+    for case in range(250):
+        rnd = np.random.default_rng([5000 + case, lanes])
+        model = random_model(rnd)
+        events = random_events(rnd, model.n_inputs)
+        hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=case)
+        failures += [f"case {case} ({model.scheduler}): {e}" for e in compare(model, events, hw)]
+    assert failures == []
