@@ -14,7 +14,18 @@ Verbs
     Run an artifact on an events file in the reference simulator; print a summary, optionally
     write the full JSON report.
 ``demo``
-    Run the demo pipeline on the example model (:func:`unlayered.sw.demo.run_demo`).
+    Train, export and evaluate a small digits model, then compare the schedulers in the
+    reference simulator (:func:`unlayered.sw.demo.run_demo`).
+``train``
+    Train a network with the scheduled execution in the loop (:func:`unlayered.sw.train.train`).
+``export``
+    Quantize a checkpoint into a model artifact (:func:`unlayered.sw.export.export`).
+``evaluate``
+    Run an artifact on a dataset split in the reference simulator
+    (:func:`unlayered.sw.evaluate.evaluate`).
+``study``
+    Train sync and async models, evaluate each under every scheduler, write a table and plots
+    (:func:`unlayered.sw.study.run_study`).
 """
 
 from __future__ import annotations
@@ -141,10 +152,206 @@ def cmd_demo(args: argparse.Namespace) -> int:
         engine=args.engine,
         seed=args.seed,
         log=lambda line: print(line, file=sys.stderr, flush=True),
+        quick=args.quick,
+        train=False if args.no_train else None,
     )
     print(result.table)
-    print(f"\nwrote {result.out_dir}/ (config.json, timings.json, reports/, summary.*)")
+    trained = "train/, model.npz, events.npz, " if result.evaluation is not None else ""
+    print(f"\nwrote {result.out_dir}/ ({trained}config.json, timings.json, reports/, summary.*)")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# train, export, evaluate, study
+
+# Options of `train` that map one to one onto TrainConfig fields (dest == field name).
+TRAIN_FIELDS = (
+    "dataset", "dataset_path", "num_steps", "max_train_samples", "max_test_samples",
+    "val_fraction", "hidden", "threshold", "beta", "reset", "surrogate", "scheduler",
+    "group_size", "scheduler_seed", "momentum_buckets", "momentum_shift", "max_groups_per_step",
+    "decision", "epochs", "batch_size", "lr", "weight_decay", "loss", "refractory_dropout",
+    "seed", "device", "threads", "qat", "weight_bits", "membrane_bits", "leak_shift",
+    "threshold_int", "out",
+)  # fmt: skip
+SCHEDULER_NAMES = ("sync", "fifo", "random", "momentum")
+
+
+def train_config(args: argparse.Namespace):
+    """The :class:`~unlayered.sw.config.TrainConfig` of ``train``'s options (over ``--config``)."""
+    from unlayered.sw.config import TrainConfig, load_config
+
+    base = load_config(args.config).to_dict() if args.config else {}
+    for name in TRAIN_FIELDS:
+        value = getattr(args, name, None)
+        if value is not None:
+            base[name] = value
+    if args.no_prioritized_input:
+        base["prioritized_input"] = False
+    if "out" not in base:
+        cfg = TrainConfig.from_dict(base)
+        base["out"] = f"out/train/{cfg.dataset}_{cfg.scheduler}_F{cfg.group_size}_s{cfg.seed}" + (
+            "_qat" if cfg.qat else ""
+        )
+    return TrainConfig.from_dict(base)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from unlayered.sw.train import train
+
+    config = train_config(args)
+    result = train(
+        config, log=lambda line: print(line, file=sys.stderr, flush=True), progress=not args.quiet
+    )
+    best = result.best_val_accuracy
+    print(f"checkpoint  {result.checkpoint}")
+    print(f"best val    {100 * best:.1f} %")
+    if result.test_accuracy is not None:
+        print(f"test        {100 * result.test_accuracy:.1f} % (float model)")
+    print(f"wrote {result.out_dir}/ (config.json, checkpoint.pt, best.pt, history.json, train.log)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from unlayered.sw.export import export
+
+    out = args.output or Path(args.checkpoint).with_name("model.npz")
+    result = export(
+        args.checkpoint,
+        out,
+        allow_silent=args.allow_silent,
+        scheduler=args.scheduler,
+        group_size=args.group_size,
+        check_samples=args.check_samples,
+    )
+    m = result.model
+    spikes = ", ".join(f"{x:.1f}" for x in result.spikes_per_layer)
+    print(f"network     {m.n_inputs} inputs -> {' -> '.join(map(str, m.sizes))}")
+    print(
+        f"integers    {m.weight_bits}-bit weights, {m.membrane_bits}-bit membranes, thresholds "
+        f"{[x.threshold for x in m.layers]}, leaks {[x.leak for x in m.layers]}"
+    )
+    print(f"scheduler   {m.scheduler.name}, F = {m.scheduler.group_size or 'unbounded'}")
+    print(f"check       spikes per layer {spikes} (mean of {result.check_samples} samples)")
+    print(f"wrote {result.path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from unlayered.sw.evaluate import evaluate, format_report, write_report
+
+    report = evaluate(
+        args.artifact,
+        args.dataset,
+        split=args.split,
+        scheduler=args.scheduler,
+        group_size=args.group_size,
+        seed=args.seed,
+        max_samples=args.max_samples,
+        engine=args.engine,
+        checkpoint=args.checkpoint,
+        progress=not args.quiet,
+    )
+    path = args.report
+    if path is None:
+        f = report["group_size"]
+        path = Path(args.artifact).with_name(
+            f"evaluate_{args.split}_{report['scheduler']}_F{f}.json"
+        )
+    write_report(report, path)
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "per_sample"}, indent=1))
+    else:
+        print(format_report(report))
+        print(f"report      {path}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from unlayered.sw.study import StudyConfig, run_study
+
+    config = StudyConfig(
+        dataset=args.dataset,
+        out=str(args.out),
+        hidden=tuple(args.hidden),
+        epochs=args.epochs,
+        group_sizes=tuple(args.group_sizes),
+        eval_group_size=args.eval_group_size,
+        seed=args.seed,
+        max_train_samples=args.max_train_samples,
+        max_test_samples=args.max_test_samples,
+        qat=not args.no_qat,
+    )
+    result = run_study(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result.table)
+    print(f"\nwrote {result.out_dir}/ (study.json, study.txt, plots, models/)")
+    return 0
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """Options of `train` (defaults: TrainConfig's)."""
+    p.add_argument("--config", type=Path, metavar="FILE", help="start from this config JSON")
+    p.add_argument(
+        "--dataset",
+        help="dataset name (digits, digits_events, manifolds, nmnist, shd, tonic; default digits)",
+    )  # fmt: skip
+    p.add_argument("--dataset-path", metavar="DIR", help="where the dataset's files are")
+    p.add_argument("--num-steps", type=int, metavar="T", help="time steps (default: dataset's)")
+    p.add_argument("--max-train-samples", type=int, metavar="N", help="use N training samples")
+    p.add_argument("--max-test-samples", type=int, metavar="N", help="use N test samples")
+    p.add_argument("--val-fraction", type=float, metavar="X", help="validation share (0.1)")
+    p.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden layer sizes (64)")
+    p.add_argument("--threshold", type=float, help="float threshold (1.0)")
+    p.add_argument("--beta", type=float, help="float decay (0.9)")
+    p.add_argument("--reset", choices=("zero", "subtract"), help="reset mode (zero)")
+    p.add_argument("--surrogate", choices=("atan", "fast_sigmoid"), help="surrogate (atan)")
+    p.add_argument(
+        "--scheduler",
+        choices=(*SCHEDULER_NAMES, "momentum_exact"),
+        help="scheduler during training (momentum)",
+    )
+    p.add_argument("--group-size", type=int, metavar="F", help="group size F, 0 = all (8)")
+    p.add_argument(
+        "--no-prioritized-input",
+        action="store_true",
+        help="input events enter the pending set (default: one input group)",
+    )
+    p.add_argument("--scheduler-seed", type=_seed, metavar="N", help="random scheduler seed (1)")
+    p.add_argument("--momentum-buckets", type=int, metavar="B", help="momentum buckets (8)")
+    p.add_argument("--momentum-shift", type=int, metavar="K", help="momentum shift (auto)")
+    p.add_argument("--max-groups-per-step", type=int, metavar="G", help="group cap (0: none)")
+    p.add_argument("--decision", choices=("argmax_spike_count", "first_to_threshold"))
+    p.add_argument("--epochs", type=int, metavar="N", help="epochs (10)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="global batch size (64)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (5e-3)")
+    p.add_argument("--weight-decay", type=float, help="Adam weight decay (0)")
+    p.add_argument(
+        "--loss", choices=("ce_per_step", "ce_cumulative", "ce_total"), help="loss (ce_per_step)"
+    )
+    p.add_argument("--refractory-dropout", type=float, metavar="P", help="regularizer (0)")
+    p.add_argument("--seed", type=int, help="seed of initialisation, data order and splits (0)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (auto)")
+    p.add_argument(
+        "--qat",
+        action="store_true",
+        default=None,
+        help="quantization-aware training (fake-quantized weights, STE)",
+    )
+    p.add_argument("--weight-bits", type=int, metavar="B", help="integer weight width (8)")
+    p.add_argument("--membrane-bits", type=int, metavar="B", help="membrane width (16)")
+    p.add_argument("--leak-shift", type=int, metavar="K", help="leak shift (8)")
+    p.add_argument(
+        "--threshold-int",
+        type=int,
+        metavar="N",
+        help="integer threshold; sets the scale (auto: half the largest weight)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (default: out/train/DATASET_SCHEDULER_F<F>_s<SEED>)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,10 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser(
         "demo",
-        help="run the example model through the pipeline and compare the schedulers",
-        description="Run the example artifact on the example events under each of the four "
-        "schedulers (same weights), print a comparison and write reports, the resolved "
-        "configuration and per-stage timings into the output directory.",
+        help="train, export and evaluate a digits model, and compare the schedulers",
+        description="Train a small digits model with the asynchronous execution in the loop, "
+        "export and evaluate it, run test samples under each of the four schedulers (same "
+        "weights), print a comparison and write reports, the resolved configuration and "
+        "per-stage timings into the output directory. With --model/--events/--no-train, skip "
+        "training and compare the schedulers on that artifact.",
     )
     p.add_argument(
         "--out", type=Path, default=Path("out/demo"), metavar="DIR",
@@ -203,7 +412,114 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_seed, metavar="N", help="seed of the random scheduler (default: the "
         "artifact's)"
     )  # fmt: skip
+    p.add_argument(
+        "--quick", action="store_true", help="train a tiny model on a few samples (seconds)"
+    )
+    p.add_argument(
+        "--no-train", action="store_true",
+        help="skip training: compare the schedulers on the example artifact (or --model)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo, parser=p)
+
+    p = verbs.add_parser(
+        "train",
+        help="train a network with the scheduled execution in the loop",
+        description="Train a spiking network with the asynchronous scheduled execution in the "
+        "loop (unlayered backprop); writes config.json, checkpoints, history and a log into the "
+        "output directory. Under torchrun (WORLD_SIZE > 1) it trains data-parallel.",
+    )
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train, parser=p)
+
+    p = verbs.add_parser(
+        "export",
+        help="quantize a checkpoint into a model artifact",
+        description="Quantize a training checkpoint to the contract's integers and write the "
+        "model artifact; refuses a model with a silent layer unless --allow-silent.",
+    )
+    p.add_argument("checkpoint", type=Path, help="training checkpoint (.pt)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="MODEL",
+        help="artifact to write (default: model.npz beside the checkpoint)",
+    )
+    p.add_argument(
+        "--allow-silent", action="store_true", help="write the artifact even if a layer never fires"
+    )
+    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="deployed scheduler (training's)")
+    p.add_argument("--group-size", type=int, metavar="F", help="deployed group size (training's)")
+    p.add_argument(
+        "--check-samples",
+        type=int,
+        default=256,
+        metavar="N",
+        help="validation samples of the silent-layer check (256)",
+    )
+    p.set_defaults(func=cmd_export, parser=p)
+
+    p = verbs.add_parser(
+        "evaluate",
+        help="run an artifact on a dataset split in the reference simulator",
+        description="Run a model artifact on a dataset split in the reference simulator and "
+        "report accuracy, spikes, synaptic operations, groups and decision latency (a table, "
+        "and a JSON report).",
+    )
+    p.add_argument("artifact", type=Path, help="model artifact (.npz)")
+    p.add_argument("--dataset", help="dataset (default: the one in the artifact's encoding)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="split (test)")
+    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, help="run under this scheduler")
+    p.add_argument("--group-size", type=int, metavar="F", help="run with this group size")
+    p.add_argument("--seed", type=_seed, metavar="N", help="random scheduler seed (artifact's)")
+    p.add_argument("--max-samples", type=int, metavar="N", help="only the first N samples")
+    p.add_argument("--engine", choices=ENGINES, default="compiled", help="engine (compiled)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="also report this checkpoint's float accuracy, same scheduler",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="JSON report (default: evaluate_SPLIT_SCHEDULER_F<F>.json beside MODEL)",
+    )
+    p.add_argument("--json", action="store_true", help="print the JSON summary, not the table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate, parser=p)
+
+    p = verbs.add_parser(
+        "study",
+        help="train sync and async models, evaluate each under every scheduler",
+        description="Train a sync-trained model and one async-trained model per scheduler and "
+        "group size, export them, evaluate every model under every execution scheduler, and "
+        "write a JSON table and plots (accuracy, spikes, decision latency).",
+    )
+    p.add_argument("--dataset", default="digits", help="dataset (digits)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/study"),
+        metavar="DIR",
+        help="output directory (out/study)",
+    )
+    p.add_argument("--hidden", type=int, nargs="+", default=[64], metavar="N")
+    p.add_argument("--epochs", type=int, default=20, metavar="N", help="epochs (20)")
+    p.add_argument(
+        "--group-sizes", type=int, nargs="+", default=[8], metavar="F",
+        help="group sizes of the async-trained models (8)",
+    )  # fmt: skip
+    p.add_argument(
+        "--eval-group-size", type=int, default=8, metavar="F",
+        help="group size of the async execution schedulers (8)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-train-samples", type=int, metavar="N")
+    p.add_argument("--max-test-samples", type=int, metavar="N")
+    p.add_argument("--no-qat", action="store_true", help="train without quantization awareness")
+    p.set_defaults(func=cmd_study, parser=p)
     return parser
 
 

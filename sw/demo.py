@@ -1,21 +1,31 @@
-"""The demo: the project's pipeline on the example model, as a sequence of named stages.
+"""The demo: the project's pipeline, end to end, as a sequence of named stages.
 
-Today the pipeline is: resolve the configuration, load the example artifact and events, run them
-through the reference simulator under each of the four schedulers (same weights), and compare.
-Later stages (train, export, generate Verilog, verify, bitstream) are added to the same sequence.
-Every run writes into its output directory:
+By default the demo trains a small digits model with the asynchronous execution in the loop
+(momentum scheduler, F = 8, quantization-aware), exports it to the integer artifact, evaluates
+the artifact on the test split in the reference simulator (next to the float model under the
+same scheduler), and runs a few test samples under each of the four schedulers (same weights)
+to compare them. ``quick`` makes every stage tiny (tests run the demo in seconds). With
+``model_path`` (``--model``) or ``events_path`` (``--events``) it skips training and runs the
+given artifact and events (default: the repository's examples) under the four schedulers.
+Later stages (generate Verilog, verify, bitstream) are added to the same sequence. Every run
+writes into its output directory:
 
 ================== ==================================================================
-``config.json``    the resolved configuration (inputs, engine, seed, every run's scheduler)
+``config.json``    the resolved configuration (inputs, engine, seed, every run's scheduler,
+                   the training configuration)
 ``timings.json``   one record per stage: name, seconds, status (written after each stage,
                    so a failed run still shows how far it got)
-``reports/``       ``simulate_<scheduler>.json``: the simulator's full report of each run
+``train/``         the training run (config, checkpoints, history, log), when training
+``model.npz``      the exported artifact; ``events.npz`` the test samples simulated
+``reports/``       ``evaluate.json`` (the test split), ``simulate_<scheduler>.json``: the
+                   simulator's full report of each run
 ``summary.json``   the comparison, one row per scheduler
 ``summary.txt``    the same as a table (what ``unlayered demo`` prints)
 ``demo.log``       the progress lines and the table
 ================== ==================================================================
 
-Everything but ``timings.json`` is deterministic for the same inputs and versions.
+Everything but ``timings.json`` (and the seconds in the training history) is deterministic for
+the same inputs and versions.
 """
 
 from __future__ import annotations
@@ -75,6 +85,7 @@ class DemoResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     table: str = ""
     stages: list[StageRecord] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None  # the test-split report of the trained model
 
 
 class _Stages:
@@ -225,6 +236,28 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+# The demo's training: well under a couple of minutes on a 2-core CPU (about 10 s here).
+DEMO_TRAIN: dict[str, Any] = {
+    "dataset": "digits",
+    "hidden": (64,),
+    "scheduler": "momentum",
+    "group_size": 8,
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 5e-3,
+    "qat": True,
+    "seed": 0,
+}
+# --quick: seconds, for tests (the accuracy is low)
+QUICK_TRAIN: dict[str, Any] = {
+    **DEMO_TRAIN,
+    "hidden": (16,),
+    "epochs": 1,
+    "max_train_samples": 200,
+    "max_test_samples": 40,
+}
+
+
 def run_demo(
     out_dir: str | Path = DEFAULT_OUT,
     *,
@@ -233,6 +266,9 @@ def run_demo(
     engine: str = "compiled",
     seed: int | None = None,
     log: Callable[[str], None] | None = None,
+    quick: bool = False,
+    train: bool | None = None,
+    samples: int = 20,
 ) -> DemoResult:
     """Run the demo pipeline and write its outputs into ``out_dir`` (see the module docstring).
 
@@ -241,13 +277,21 @@ def run_demo(
     out_dir
         Output directory (created if needed; files of an earlier run are overwritten).
     model_path, events_path
-        The artifact and events file; default the repository's ``examples/``.
+        An artifact and events file to compare the schedulers on instead of training (default:
+        the repository's ``examples/``, when one of them is given or ``train`` is false).
     engine
         Engine of the reference simulator: ``"compiled"`` or ``"readable"``.
     seed
         Seed of the ``random`` scheduler; default the artifact's.
     log
         Called with each progress line (default: nothing is printed).
+    quick
+        Train a tiny model on a few samples (seconds; for tests).
+    train
+        Train, export and evaluate a digits model first (default: when no ``model_path`` or
+        ``events_path`` is given).
+    samples
+        Test samples simulated under each scheduler (trained model).
 
     Raises
     ------
@@ -257,6 +301,8 @@ def run_demo(
     from unlayered.sim import UnlayeredError, load_events, load_model, simulate
 
     out_dir = Path(out_dir)
+    if train is None:
+        train = model_path is None and events_path is None
     lines: list[str] = []
 
     def say(message: str) -> None:
@@ -268,22 +314,69 @@ def run_demo(
     result = DemoResult(out_dir=out_dir, config={}, stages=stages.records)
     try:
         with stages.stage("config"):
-            model_path = Path(model_path) if model_path else EXAMPLES_DIR / "model.npz"
-            events_path = Path(events_path) if events_path else EXAMPLES_DIR / "events.npz"
-            for what, path in (("model artifact", model_path), ("events file", events_path)):
-                if not path.is_file():
-                    raise UnlayeredError(
-                        f"{path}: {what} not found (the demo's default inputs are in the "
-                        "repository's examples/ folder; pass --model and --events otherwise)"
-                    )
             if engine not in ("compiled", "readable"):
                 raise UnlayeredError(f"unknown engine {engine!r}; expected compiled, readable")
             result.config = {
-                "demo": {"out_dir": str(out_dir), "engine": engine, "seed": seed},
-                "inputs": {"model": str(model_path), "events": str(events_path)},
+                "demo": {"out_dir": str(out_dir), "engine": engine, "seed": seed, "quick": quick},
                 "runs": [],
                 "versions": _versions(),
             }
+            if train:
+                from unlayered.sw.config import TrainConfig
+
+                fields = dict(QUICK_TRAIN if quick else DEMO_TRAIN, out=str(out_dir / "train"))
+                train_config = TrainConfig(**fields)
+                result.config["train"] = train_config.to_dict()
+                result.config["inputs"] = {"dataset": train_config.dataset, "samples": samples}
+            else:
+                model_path = Path(model_path) if model_path else EXAMPLES_DIR / "model.npz"
+                events_path = Path(events_path) if events_path else EXAMPLES_DIR / "events.npz"
+                for what, path in (("model artifact", model_path), ("events file", events_path)):
+                    if not path.is_file():
+                        raise UnlayeredError(
+                            f"{path}: {what} not found (the demo's default inputs are in the "
+                            "repository's examples/ folder; pass --model and --events otherwise)"
+                        )
+                result.config["inputs"] = {"model": str(model_path), "events": str(events_path)}
+
+        if train:
+            from unlayered.sim import save_events
+            from unlayered.sw.evaluate import evaluate, format_report, write_report
+            from unlayered.sw.export import export
+            from unlayered.sw.train import load_dataset
+            from unlayered.sw.train import train as train_model
+
+            with stages.stage("data"):
+                dataset = load_dataset(train_config)
+                say(
+                    f"  {dataset.name}: {len(dataset.train)} training and {len(dataset.test)} "
+                    f"test samples, {dataset.n_inputs} inputs, {dataset.num_steps} steps"
+                )
+            with stages.stage("train"):
+                trained = train_model(
+                    train_config, dataset=dataset, log=lambda m: say("  " + m), progress=False
+                )
+                result.config["train"] = trained.config.to_dict()
+            with stages.stage("export"):
+                model_path = out_dir / "model.npz"
+                exported = export(trained.checkpoint, model_path, dataset=dataset)
+                say(
+                    f"  {model_path}: thresholds {[x.threshold for x in exported.model.layers]}"
+                    f", leaks {[x.leak for x in exported.model.layers]}"
+                )
+            with stages.stage("evaluate"):
+                n_test = train_config.max_test_samples
+                report = evaluate(
+                    model_path, dataset, max_samples=n_test, checkpoint=trained.checkpoint
+                )
+                write_report(report, out_dir / "reports" / "evaluate.json")
+                result.evaluation = {k: v for k, v in report.items() if k != "per_sample"}
+                for line in format_report(report).splitlines():
+                    say("  " + line)
+                events_path = save_events(
+                    dataset.test.select(list(range(min(samples, len(dataset.test))))),
+                    out_dir / "events.npz",
+                )
 
         with stages.stage("load"):
             model = load_model(model_path)
@@ -319,7 +412,18 @@ def run_demo(
         with stages.stage("compare"):
             result.rows = [comparison_row(name, r) for name, r in result.reports.items()]
             result.table = format_comparison(result.rows)
-            _write_json(out_dir / "summary.json", {"runs": result.rows})
+            if result.evaluation is not None:
+                ev = result.evaluation
+                result.table = (
+                    f"trained model, test split ({ev['samples']} samples): deployed integer "
+                    f"{_pct(ev['accuracy'])}, float {_pct(ev.get('float_accuracy'))} "
+                    f"({ev['scheduler']}, F = {ev['group_size']})\n"
+                    f"scheduler comparison on the first {len(events)} test samples:\n\n"
+                    + result.table
+                )
+            _write_json(
+                out_dir / "summary.json", {"runs": result.rows, "evaluation": result.evaluation}
+            )
             _write_text(out_dir / "summary.txt", result.table + "\n")
     except BaseException:
         with suppress(UnlayeredError):  # best effort: the error in flight is the one to report

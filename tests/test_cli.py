@@ -205,7 +205,7 @@ def test_usage_errors_exit_2(args):
 
 def test_demo(tmp_path):
     out = tmp_path / "demo"
-    run = unlayered("demo", "--out", out, "--engine", "readable")
+    run = unlayered("demo", "--no-train", "--out", out, "--engine", "readable")
     assert run.returncode == 0, run.stderr
     for name in ("sync", "fifo", "random", "momentum"):
         assert name in run.stdout
@@ -230,7 +230,7 @@ def test_demo(tmp_path):
 
 
 def test_demo_default_output_directory(tmp_path):
-    run = unlayered("demo", "--engine", "readable", cwd=tmp_path)
+    run = unlayered("demo", "--quick", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out" / "demo" / "summary.json").is_file()
 
@@ -250,8 +250,45 @@ def test_run_demo_is_importable(tmp_path):
     from unlayered.sw.demo import run_demo
 
     lines = []
-    result = run_demo(tmp_path, engine="readable", log=lines.append)
+    result = run_demo(tmp_path, engine="readable", train=False, log=lines.append)
     assert set(result.reports) == {"sync", "fifo", "random", "momentum"}
     assert [r["group_size"] for r in result.rows] == [0, 4, 4, 4]
     assert "[compare]" in lines
     assert all(s.status == "ok" for s in result.stages)
+
+
+# ---------------------------------------------------------------------------------------------
+# demo with training (sw/train.py, sw/export.py, sw/evaluate.py)
+
+TRAINED_STAGES = [
+    "config", "data", "train", "export", "evaluate", "load", "simulate:sync", "simulate:fifo",
+    "simulate:random", "simulate:momentum", "compare",
+]  # fmt: skip
+
+
+def test_demo_quick_trains_exports_and_evaluates(tmp_path):
+    out = tmp_path / "demo"
+    run = unlayered("demo", "--quick", "--out", out)
+    assert run.returncode == 0, run.stderr
+    timings = json.loads((out / "timings.json").read_text())
+    assert [s["name"] for s in timings["stages"]] == TRAINED_STAGES
+    assert all(s["status"] == "ok" for s in timings["stages"])
+    for name in ("train/checkpoint.pt", "train/config.json", "model.npz", "events.npz",
+                 "reports/evaluate.json", "summary.json", "summary.txt", "demo.log"):  # fmt: skip
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["dataset"] == "digits" and config["demo"]["quick"] is True
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["run"] for r in summary["runs"]] == ["sync", "fifo", "random", "momentum"]
+    assert summary["evaluation"]["float_accuracy"] is not None
+    assert "deployed integer" in run.stdout
+    model = load_model(out / "model.npz")
+    assert model.input_encoding["dataset"] == "digits"
+
+
+def test_demo_no_train_compares_the_example(tmp_path):
+    out = tmp_path / "demo"
+    run = unlayered("demo", "--no-train", "--out", out, "--engine", "readable")
+    assert run.returncode == 0, run.stderr
+    timings = json.loads((out / "timings.json").read_text())
+    assert [s["name"] for s in timings["stages"]][:2] == ["config", "load"]
