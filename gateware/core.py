@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -115,8 +116,6 @@ class NeuronCore(wiring.Component):
         sizes = Array(Const(s, 17) for s in lay.sizes)
         cycles = Array(Const(k, 17) for k in lay.cycles)
         row_start = Array(Const(r, 32) for r in lay.row_start)
-        thresholds = Array(Const(layer.threshold, signed(mb + 1)) for layer in model.layers)
-        subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         ends = Array(Const(s + z - 1, 16) for s, z in zip(lay.starts, lay.sizes, strict=True))
         # source code c: 0 for inputs, i + 1 for neurons of layer i; source start of each code
         src_start = [0] + [n_in + s for s in lay.starts]
@@ -136,6 +135,7 @@ class NeuronCore(wiring.Component):
         nx_valid = Signal()
         nx_row = Signal(32)
         nx_layer = Signal(range(max(nl, 2)))
+        nx_group, a_group, b_group = Signal(32), Signal(32), Signal(32)  # for overlapped groups
         a_active = Signal()
         a_row = Signal(32)
         a_layer = Signal(range(max(nl, 2)))
@@ -143,6 +143,15 @@ class NeuronCore(wiring.Component):
         a_last = Signal()
         b_valid = Signal()
         b_mask = Signal(nbanks)
+        b_layer = Signal(range(max(nl, 2)))
+        b_k = Signal(17)
+        # Fused evaluation (semantics 11): the last row of a group whose sources all lie in one
+        # layer is marked final; its write-back evaluates every target.
+        mark_final = Signal()  # comb: the row in the next-row slot is the group's last
+        nx_final = Signal()
+        a_final = Signal()
+        b_final = Signal()
+        fused = Signal()  # the current group is evaluated in the write-back
         b_addr = [Signal(range(max(depth, 2)), name=f"b_addr{b}") for b in range(nbanks)]
 
         m.d.comb += a_last.eq(a_k == cycles[a_layer] - 1)
@@ -165,7 +174,14 @@ class NeuronCore(wiring.Component):
                 v_rp[b].addr.eq(offsets[b][a_layer] + a_k),
             ]
         with m.If(a_active):
-            m.d.sync += [b_valid.eq(1), a_k.eq(a_k + 1)]
+            m.d.sync += [
+                b_valid.eq(1),
+                a_k.eq(a_k + 1),
+                b_layer.eq(a_layer),
+                b_k.eq(a_k),
+                b_final.eq(a_final),
+                b_group.eq(a_group),
+            ]
             for b in range(nbanks):
                 m.d.sync += [
                     b_mask[b].eq(a_k < counts[b][a_layer]),
@@ -174,22 +190,92 @@ class NeuronCore(wiring.Component):
         with m.Else():
             m.d.sync += b_valid.eq(0)
         with m.If(nx_take):
-            m.d.sync += [a_active.eq(1), a_row.eq(nx_row), a_layer.eq(nx_layer), a_k.eq(0)]
+            m.d.sync += [
+                a_active.eq(1),
+                a_row.eq(nx_row),
+                a_layer.eq(nx_layer),
+                a_k.eq(0),
+                a_final.eq(nx_final | mark_final),
+                a_group.eq(nx_group),
+            ]
         with m.Elif(a_active & a_last):
             m.d.sync += a_active.eq(0)
         with m.If(nx_take):
+            m.d.sync += nx_final.eq(0)
+        with m.Else():
+            m.d.sync += nx_final.eq(nx_final | mark_final)
+        with m.If(mark_final):
+            m.d.sync += fused.eq(1)
+        with m.If(nx_take):
             m.d.sync += nx_valid.eq(0)
+        thresholds = Array(Const(layer.threshold, signed(mb + 1)) for layer in model.layers)
+        subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
+        bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
+
+        def bucket_of(v, thr, name):
+            """``min((v - thr - 1) >> momentum_shift, B - 1)`` for a firing membrane ``v``."""
+            over = Signal(mb + 1, name=f"{name}_over")
+            m.d.comb += over.eq(v - thr - 1)
+            shifted = over >> sched.momentum_shift
+            return Mux(shifted > top_bucket, top_bucket, shifted)
+
+        b_fire = Signal(nbanks)
+        b_bucket = []
+        b_thr = thresholds[b_layer]
         for b in range(nbanks):
             word = v_rp[b].data
             total = Signal(signed(mb + 2), name=f"sum{b}")
             m.d.comb += total.eq(vpart(word) + w_rp[b].data)
-            clamped = Mux(total > vmax, vmax, Mux(total < vmin, vmin, total))
+            clamped = Signal(signed(mb + 1), name=f"clamped{b}")
+            m.d.comb += clamped.eq(Mux(total > vmax, vmax, Mux(total < vmin, vmin, total)))
+            m.d.comb += b_fire[b].eq(
+                b_valid & b_final & b_mask[b] & ~rpart(word) & (clamped > b_thr)
+            )
+            reset_v = Mux(subtract[b_layer], clamped - b_thr, 0)
+            b_bucket.append(bucket_of(clamped, b_thr, f"b{b}"))
             with m.If(b_valid & b_mask[b] & ~rpart(word)):
                 m.d.comb += [
                     v_wp[b].addr.eq(b_addr[b]),
-                    v_wp[b].data.eq(Cat(clamped[:mb], Const(0, 1))),
+                    v_wp[b].data.eq(
+                        Mux(b_fire[b], Cat(reset_v[:mb], Const(1, 1)), Cat(clamped[:mb], 0))
+                    ),
                     v_wp[b].en.eq(1),
                 ]
+
+        # ---- fired-neuron queue: one entry per write-back cycle that fired ----------------
+        # Lane j of an entry is target ``base + j`` (banks rotated by the layer's start), so
+        # the drain emits spikes in ascending neuron order.
+        k_max = max(lay.cycles)
+        f = sched.group_size
+        # Overlap: the next group's picks may start while this group's last row is delivered
+        # and evaluated only where that cannot change them: ``fifo`` with F >= 1 when F entries
+        # are already pending (later pushes go behind them). The queue then holds entries of at
+        # most three rows (see the PICK state), hence its depth.
+        overlap = sched.name == "fifo" and f != 0
+        fq_width = 32 + 16 + len(b_layer) + nbanks * (1 + bucket_bits)
+        # depth K + 1: the inner FIFO of SyncFIFOBuffered holds depth - 1 while its output
+        # register fills, and a row writes at most K entries before the drain takes one.
+        m.submodules.fired = fq = SyncFIFOBuffered(
+            width=fq_width, depth=(3 if overlap else 1) * k_max + 1
+        )
+        fq_count = Signal(range(3 * k_max + 2))
+        rot_fire = Signal(nbanks)
+        rot_bucket = [Signal(max(bucket_bits, 1), name=f"rot_bucket{j}") for j in range(nbanks)]
+        with m.Switch(b_layer):
+            for li in range(nl):
+                s0 = lay.starts[li] % nbanks
+                with m.Case(li):
+                    for j in range(nbanks):
+                        src = (j + s0) % nbanks
+                        m.d.comb += rot_fire[j].eq(b_fire[src])
+                        if bucket_bits:
+                            m.d.comb += rot_bucket[j].eq(b_bucket[src])
+        fq_base = Signal(16)
+        m.d.comb += fq_base.eq(Array(Const(s, 16) for s in lay.starts)[b_layer] + b_k * nbanks)
+        fq_in = [b_group, fq_base, b_layer, rot_fire]
+        if bucket_bits:
+            fq_in += [r[:bucket_bits] for r in rot_bucket]
+        m.d.comb += [fq.w_data.eq(Cat(*fq_in)), fq.w_en.eq(rot_fire != 0)]
 
         def load_row(source, code):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
@@ -199,6 +285,7 @@ class NeuronCore(wiring.Component):
                 nx_valid.eq(1),
                 nx_row.eq(row_start[code] + idx * cycles[code]),
                 nx_layer.eq(code),
+                nx_group.eq(group),
                 c_synops.eq(c_synops + sizes[code]),
                 touched.eq(touched | (1 << code)),
             ]
@@ -213,6 +300,52 @@ class NeuronCore(wiring.Component):
             m.d.sync += spk_valid.eq(0)
         spk_free = Signal()
         m.d.comb += spk_free.eq(~spk_valid | self.spikes.ready)
+
+        # ---- drain of the fired-neuron queue: one spike per cycle, ascending -------------
+        d_mask = Signal(nbanks)
+        d_group = Signal(32)
+        d_base = Signal(16)
+        d_layer = Signal.like(b_layer)
+        d_bucket = [Signal(max(bucket_bits, 1), name=f"d_bucket{j}") for j in range(nbanks)]
+        d_lane = Signal(range(max(nbanks, 2)))
+        for j in reversed(range(nbanks)):  # the last assignment wins: the lowest set lane
+            with m.If(d_mask[j]):
+                m.d.comb += d_lane.eq(j)
+        drain_idle = Signal()
+        m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0))
+        pop = Signal()
+        m.d.comb += [pop.eq((d_mask == 0) & fq.r_rdy), fq.r_en.eq(pop)]
+        with m.If(fq.w_en & ~pop):
+            m.d.sync += fq_count.eq(fq_count + 1)
+        with m.Elif(pop & ~fq.w_en):
+            m.d.sync += fq_count.eq(fq_count - 1)
+        with m.If(pop):
+            fields = [(d_group, 32), (d_base, 16), (d_layer, len(d_layer)), (d_mask, nbanks)]
+            fields += [(d, bucket_bits) for d in d_bucket] if bucket_bits else []
+            pos = 0
+            for sig, width in fields:
+                m.d.sync += sig.eq(fq.r_data[pos : pos + width])
+                pos += width
+        with m.If((d_mask != 0) & spk_free):
+            d_n = Signal(16)
+            m.d.comb += d_n.eq(d_base + d_lane)
+            m.d.sync += [
+                d_mask.eq(d_mask & ~(1 << d_lane)),
+                spk_valid.eq(1),
+                spk.step.eq(step),
+                spk.group.eq(d_group),
+                spk.neuron.eq(d_n),
+                c_spikes.eq(c_spikes + 1),
+            ]
+            with m.If(d_layer == nl - 1):
+                m.d.sync += out_fired.eq(1)
+            with m.Else():
+                m.d.comb += [
+                    pend.push_valid.eq(1),
+                    pend.push_source.eq(n_in + d_n),
+                    pend.push_layer.eq(d_layer + 1),
+                    pend.push_bucket.eq(Array(d_bucket)[d_lane] if bucket_bits else 0),
+                ]
 
         # ---- leak pass ------------------------------------------------------------------
         lk_addr = Signal(range(depth + 1))
@@ -251,12 +384,13 @@ class NeuronCore(wiring.Component):
         picks = Signal(17)
         group_layer = Signal(range(nl + 1))
         cont = Signal()
-        f = sched.group_size
         more = (pend.count != 0) & ((picks < f) if f else 1)
         if sched.name == "sync":
             more = more & (pend.lowest == group_layer)
         m.d.comb += cont.eq(more)
         pick_code = Signal(range(max(nl, 2)))
+        grp_code = Signal.like(pick_code)
+        grp_mixed = Signal()
         for i in range(1, nl):
             with m.If(pend.head.payload >= src_start[i]):
                 m.d.comb += pick_code.eq(i)
@@ -359,6 +493,10 @@ class NeuronCore(wiring.Component):
                             ]
                     with m.Elif(ev.kind == InputKind.END_STEP):
                         m.d.comb += self.events.ready.eq(1)
+                        if sched.prioritized_input:
+                            # The input group's last row, if not yet started, is evaluated in
+                            # its write-back; otherwise by the evaluation pass.
+                            m.d.comb += mark_final.eq(nx_valid)
                         m.next = "INPUT_DRAIN"
                     with m.Else():
                         # START or END_SAMPLE before END_STEP: a protocol error; treat as the
@@ -366,7 +504,7 @@ class NeuronCore(wiring.Component):
                         m.next = "INPUT_DRAIN"
 
             with m.State("INPUT_DRAIN"):
-                with m.If(pipe_empty):
+                with m.If(pipe_empty & drain_idle):
                     with m.If(had_input):
                         m.next = "EVAL_LAYER"
                     with m.Else():
@@ -381,24 +519,54 @@ class NeuronCore(wiring.Component):
                         m.d.sync += c_dropped.eq(c_dropped + pend.count)
                         m.next = "STEP_END"
                     with m.Else():
-                        m.d.sync += [picks.eq(0), group_layer.eq(pend.lowest)]
+                        m.d.sync += [picks.eq(0), group_layer.eq(pend.lowest), grp_mixed.eq(0)]
                         m.next = "PICK"
 
             with m.State("PICK"):
                 with m.If(cont):
                     m.d.comb += pend.head.ready.eq(nx_free)
                     with m.If(pend.head.valid & nx_free):
-                        m.d.sync += picks.eq(picks + 1)
+                        m.d.sync += [picks.eq(picks + 1), grp_code.eq(pick_code)]
+                        with m.If((picks != 0) & (pick_code != grp_code)):
+                            m.d.sync += grp_mixed.eq(1)
                         load_row(pend.head.payload, pick_code)
                 with m.Else():
+                    # The last pick was made in the previous cycle: its row is in the next-row
+                    # slot. With one source layer, evaluate in its write-back.
+                    m.d.comb += mark_final.eq(~grp_mixed)
                     m.next = "DRAIN"
+                    if overlap:
+                        cap = sched.max_groups_per_step
+                        may = ~grp_mixed & (pend.count >= f) & (fq_count <= k_max)
+                        if cap:
+                            may &= group + 1 < cap
+                        if model.decision == "first_to_threshold":
+                            may &= grp_code != nl - 1  # this group may end the sample
+                        with m.If(may):
+                            # Start the next group now: its picks are entries pending already.
+                            m.d.sync += [
+                                group.eq(group + 1),
+                                c_groups.eq(c_groups + 1),
+                                picks.eq(0),
+                                grp_mixed.eq(0),
+                                touched.eq(0),
+                                fused.eq(0),
+                            ]
+                            m.next = "PICK"
 
             with m.State("DRAIN"):
-                with m.If(pipe_empty):
-                    m.next = "EVAL_LAYER"
+                with m.If(pipe_empty & drain_idle):
+                    with m.If(fused):  # evaluated in the write-back of the last row
+                        m.d.sync += [touched.eq(0), fused.eq(0)]
+                        m.next = "EVAL_DONE"
+                    with m.Else():
+                        m.next = "EVAL_LAYER"
 
             with m.State("EVAL_LAYER"):
-                with m.If(touched == 0):
+                with m.If(fused):  # evaluated in the write-back of the last row
+                    m.d.sync += [touched.eq(0), fused.eq(0)]
+                    m.next = "EVAL_DONE"
+                with m.Elif(touched == 0):
                     m.next = "EVAL_DONE"
                 with m.Else():
                     for i in reversed(range(nl)):

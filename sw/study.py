@@ -172,6 +172,11 @@ def _plots(rows: list[dict[str, Any]], out: Path) -> None:
     executed = list(dict.fromkeys(r["executed"] for r in rows))
     width = 0.8 / len(trained)
 
+    def legend(ax) -> None:
+        # Above the axes, not inside them: inside, the legend hid the tallest bars.
+        ax.legend(fontsize="small", ncol=min(4, len(trained)), loc="lower left",
+                  bbox_to_anchor=(0.0, 1.01), frameon=False)  # fmt: skip
+
     def bars(key: str, ylabel: str, path: str, scale: float = 1.0) -> None:
         fig, ax = plt.subplots(figsize=(7, 4))
         x = np.arange(len(executed))
@@ -183,10 +188,10 @@ def _plots(rows: list[dict[str, Any]], out: Path) -> None:
             ax.bar(x + i * width, values, width, label=f"trained {t}")
         ax.set_xticks(x + width * (len(trained) - 1) / 2, [f"run {e}" for e in executed])
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize="small")
+        legend(ax)
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / path, dpi=120)
+        fig.savefig(out / path, dpi=120, bbox_inches="tight")
         plt.close(fig)
 
     bars("accuracy", "test accuracy (%), deployed integer model", "accuracy.png", 100)
@@ -206,7 +211,9 @@ def _plots(rows: list[dict[str, Any]], out: Path) -> None:
         ax.set_xticks(x + width * (len(trained) - 1) / 2, [f"run {e}" for e in executed])
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=120)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", ncol=min(4, len(trained)), loc="lower center",
+               bbox_to_anchor=(0.5, 1.0), frameon=False)  # fmt: skip
+    fig.savefig(out / "latency.png", dpi=120, bbox_inches="tight")
     plt.close(fig)

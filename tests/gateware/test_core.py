@@ -42,7 +42,7 @@ def test_worked_example(group_size, trace, groups):
     assert compare(model, events, [hw]) == []
 
 
-@pytest.mark.parametrize("lanes", [1, 2, 4])
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8])
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_random_models(scheduler, lanes):
     """Seeded random small models (widths, leaks, resets, F, caps, decisions, input modes)."""
@@ -132,5 +132,18 @@ def test_random_models_long(lanes):
         model = random_model(rnd)
         events = random_events(rnd, model.n_inputs)
         hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=case)
+        failures += [f"case {case} ({model.scheduler}): {e}" for e in compare(model, events, hw)]
+    assert failures == []
+
+
+@pytest.mark.parametrize("lanes", [1, 8])
+def test_overlap_under_backpressure(lanes):
+    """``fifo`` overlaps groups; heavy spike backpressure fills the fired-neuron queue."""
+    failures = []
+    for case in range(6):
+        rnd = np.random.default_rng([77, case, lanes])
+        model = random_model(rnd, name="fifo", group_size=int(rnd.choice([1, 2])))
+        events = random_events(rnd, model.n_inputs)
+        hw = run_core(model, events, lanes=lanes, backpressure=0.7, rng_seed=case)
         failures += [f"case {case} ({model.scheduler}): {e}" for e in compare(model, events, hw)]
     assert failures == []

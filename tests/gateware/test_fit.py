@@ -1,0 +1,84 @@
+"""Memory fit estimate of the core (gateware/fit.py): hand-computed sizes and device verdicts."""
+
+import numpy as np
+import pytest
+
+from unlayered.gateware.fit import fit_estimate, memories
+from unlayered.sim import LayerSpec, Model, SchedulerSpec
+
+
+def dense_model(sizes, n_inputs, scheduler="fifo", weight_bits=8, membrane_bits=16, **kw):
+    fan_in = [n_inputs, *sizes[:-1]]
+    return Model(
+        n_inputs=n_inputs,
+        layers=tuple(LayerSpec(s, 10, 256) for s in sizes),
+        weights=tuple(np.zeros((s, f), dtype=np.int64) for s, f in zip(sizes, fan_in, strict=True)),
+        weight_bits=weight_bits,
+        membrane_bits=membrane_bits,
+        scheduler=SchedulerSpec(name=scheduler, **kw),
+    )
+
+
+def test_small_model_one_lane():
+    # 4 inputs, layers 6 and 3: rows of 6 and 3 words; 4*6 + 6*3 = 42 weight words.
+    est = fit_estimate(dense_model((6, 3), 4), lanes=1)
+    assert est["bits"]["synapses"] == 42 * 8
+    assert est["bits"]["synapses_logical"] == 42 * 8
+    assert est["bits"]["membranes"] == 9 * 17  # membrane + refractory bit
+    assert est["bits"]["pending"] == 12 * 16  # FIFO of 13 sources: 12 words + output register
+    assert est["bits"]["total"] == 42 * 8 + 9 * 17 + 12 * 16
+    assert [m["name"] for m in est["memories"]] == ["weight0", "membrane0", "pending.fifo"]
+    # 17-bit membrane words take two iCE40 blocks (16 bits at most), one ECP5 block
+    assert [m["ice40_ebr"] for m in est["memories"]] == [1, 2, 1]
+    assert [m["ecp5_ebr"] for m in est["memories"]] == [1, 1, 1]
+    assert est["devices"]["ice40-up5k"]["ebr_used"] == 4
+    assert est["fits"] == ["ice40-up5k", "ecp5-25f", "ecp5-45f", "ecp5-85f"]
+
+
+def test_small_model_four_lanes_padding():
+    # layer 0 (neurons 0-5) takes 2 cycles per row on 4 banks, layer 1 (6-8) one: 4*2 + 6*1 = 14
+    # words per bank; membranes ceil(9/4) = 3 words per bank.
+    est = fit_estimate(dense_model((6, 3), 4), lanes=4)
+    assert est["bits"]["synapses"] == 4 * 14 * 8
+    assert est["bits"]["synapses_logical"] == 42 * 8
+    assert est["bits"]["membranes"] == 4 * 3 * 17
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "name", "width"),
+    [
+        ("sync", "pending.flags", 1),
+        ("random", "pending.list", 16),
+        ("momentum", "pending.next", 16),
+    ],
+)
+def test_pending_structures(scheduler, name, width):
+    mems = memories(dense_model((6, 3), 4, scheduler=scheduler), 1)
+    pending = [m for m in mems if m["kind"] == "pending"]
+    assert [(m["name"], m["depth"], m["width"]) for m in pending] == [(name, 13, width)]
+
+
+def test_momentum_registers_grow_with_buckets():
+    small = fit_estimate(dense_model((6, 3), 4, "momentum", momentum_buckets=2), 1)
+    big = fit_estimate(dense_model((6, 3), 4, "momentum", momentum_buckets=8), 1)
+    assert big["bits"]["pending_registers"] == 4 * small["bits"]["pending_registers"] > 0
+
+
+def test_spram_on_the_up5k():
+    # 64-256-10 at 8 bits: 18944 weights = 151 kbit, more than the 120 kbit of EBR, 2 SPRAMs.
+    est = fit_estimate(dense_model((256, 10), 64), lanes=1)
+    up5k = est["devices"]["ice40-up5k"]
+    assert not up5k["fits"]
+    assert up5k["fits_with_spram"] and up5k["spram_used_for_weights"] == 2
+    assert "cannot be initialized" in up5k["note"]
+    assert est["fits_with_spram"] == ["ice40-up5k"]
+    assert "ecp5-25f" in est["fits"]
+
+
+def test_mnist_sized_network_needs_the_85f():
+    # 784-512-10 at 8 bits: 406528 weights, about 3.25 Mbit: only the ECP5-85F (3.8 Mbit).
+    est = fit_estimate(dense_model((512, 10), 784), lanes=1)
+    assert est["synapses"] == 784 * 512 + 512 * 10
+    assert est["fits"] == ["ecp5-85f"]
+    assert est["devices"]["ecp5-85f"]["ebr_used"] <= 208
+    assert est["devices"]["ecp5-45f"]["ebr_used"] > 108
