@@ -216,7 +216,7 @@ def verify_cases(
             )
         events.check_channels(model.n_inputs, where=f"case {k} events")
     tb_seed = random.randrange(1 << 31) if tb_seed is None else int(tb_seed)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # cocotb wants absolute paths (its results file)
     cases_dir = out / "cases"
     cases_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -276,7 +276,7 @@ def verify_cases(
     bench_file = out / "bench.json"
     bench_file.write_text(json.dumps(bench, indent=1) + "\n")
 
-    build_dir = out / "sim_build" if build_dir is None else Path(build_dir)
+    build_dir = out / "sim_build" if build_dir is None else Path(build_dir).resolve()
     xml = out / "results.xml"
     xml.unlink(missing_ok=True)
     old_env = dict(os.environ)

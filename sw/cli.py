@@ -26,6 +26,12 @@ Verbs
 ``study``
     Train sync and async models, evaluate each under every scheduler, write a table and plots
     (:func:`unlayered.sw.study.run_study`).
+``generate``
+    Write the neuron core's Verilog, port description, configuration and fit estimate
+    (:func:`unlayered.gateware.verify.generate`).
+``verify``
+    Run the generated Verilog under cocotb on samples and compare every event with the
+    reference simulator (:func:`unlayered.gateware.verify.verify`).
 """
 
 from __future__ import annotations
@@ -154,10 +160,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         log=lambda line: print(line, file=sys.stderr, flush=True),
         quick=args.quick,
         train=False if args.no_train else None,
+        hardware=not args.no_hardware,
     )
     print(result.table)
     trained = "train/, model.npz, events.npz, " if result.evaluation is not None else ""
-    print(f"\nwrote {result.out_dir}/ ({trained}config.json, timings.json, reports/, summary.*)")
+    hardware = "hardware/, verify/, " if result.verification is not None else ""
+    print(
+        f"\nwrote {result.out_dir}/ ({trained}{hardware}config.json, timings.json, reports/, "
+        "summary.*)"
+    )
     return 0
 
 
@@ -284,6 +295,70 @@ def cmd_study(args: argparse.Namespace) -> int:
     result = run_study(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(result.table)
     print(f"\nwrote {result.out_dir}/ (study.json, study.txt, plots, models/)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# generate, verify
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from unlayered.gateware.verify import generate
+    from unlayered.sim import load_model
+
+    paths = generate(load_model(args.artifact), args.out, lanes=args.lanes)
+    fit = json.loads(paths["fit"].read_text())
+    for key, path in paths.items():
+        print(f"{key:<10}  {path}")
+    print(f"fits        {', '.join(fit['fits']) or 'no target device'}")
+    if fit.get("fits_with_spram"):
+        print(f"with SPRAM  {', '.join(fit['fits_with_spram'])} (weights loaded by the host)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from unlayered.gateware.verify import simulator_available, verify
+    from unlayered.sim import UnlayeredError, load_events, load_model
+
+    if not simulator_available(args.simulator):
+        raise UnlayeredError(f"simulator {args.simulator!r} is not installed")
+    model = load_model(args.artifact)
+    if args.events is not None:
+        events = load_events(args.events)
+        if args.samples < len(events):
+            events = events.select(range(args.samples))
+    else:
+        from unlayered.sw.evaluate import dataset_for, split_events
+
+        dataset = dataset_for(model, args.dataset)
+        events = split_events(dataset, args.split, args.samples)
+    report = verify(
+        model,
+        events,
+        out_dir=args.out,
+        simulator=args.simulator,
+        lanes=args.lanes,
+        seed=args.seed,
+        tb_seed=args.tb_seed,
+        debug=not args.no_debug,
+    )
+    cycles = [c for c in report["cycles"] if c is not None]
+    print(f"simulator   {report['simulator']}, {report['lanes']} lane(s)")
+    print(f"samples     {report['samples']} of {report['expected_samples']}")
+    print(f"mismatches  {len(report['mismatches'])}")
+    if report["mismatches"]:
+        print(f"first       {json.dumps(report['mismatches'][0])}")
+    if cycles:
+        print(f"cycles      {sum(cycles) / len(cycles):.0f} per sample (mean)")
+    if report["cycles_per_synop"]:
+        print(f"            {report['cycles_per_synop']:.3f} per synaptic operation")
+    print(f"report      {Path(args.out) / 'report.json'}")
+    if not report["passed"]:
+        raise UnlayeredError(
+            "the hardware does not match the reference simulator"
+            + (f": {report['error']}" if report["error"] else "")
+        )
+    print("passed      every trace, count and membrane equals the reference simulator's")
     return 0
 
 
@@ -419,6 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-train", action="store_true",
         help="skip training: compare the schedulers on the example artifact (or --model)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-hardware", action="store_true",
+        help="skip generating the Verilog and verifying it under cocotb",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo, parser=p)
 
     p = verbs.add_parser(
@@ -520,6 +599,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-test-samples", type=int, metavar="N")
     p.add_argument("--no-qat", action="store_true", help="train without quantization awareness")
     p.set_defaults(func=cmd_study, parser=p)
+
+    p = verbs.add_parser(
+        "generate",
+        help="write the neuron core's Verilog for an artifact",
+        description="Write the Verilog of the neuron core for a model artifact, a JSON "
+        "description of its ports, the memory layout, the resolved configuration and a fit "
+        "estimate against the target devices' RAM.",
+    )
+    p.add_argument("artifact", type=Path, help="model artifact (.npz)")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="output dir")
+    p.add_argument("--lanes", type=int, choices=(1, 2, 4, 8), default=1, help="lanes (1)")
+    p.set_defaults(func=cmd_generate, parser=p)
+
+    p = verbs.add_parser(
+        "verify",
+        help="run the generated Verilog under cocotb and compare with the reference simulator",
+        description="Generate the core, run it under cocotb on dataset or events-file samples "
+        "with random input stalls and output backpressure, and compare every sample's trace, "
+        "counts and end-of-step membranes with the reference simulator.",
+    )
+    p.add_argument("artifact", type=Path, help="model artifact (.npz)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--dataset", help="dataset (default: the one in the artifact's encoding)")
+    source.add_argument("--events", type=Path, metavar="FILE", help="events file (.npz)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="split (test)")
+    p.add_argument("--samples", type=int, default=10, metavar="N", help="first N samples (10)")
+    p.add_argument("--simulator", choices=("icarus", "verilator"), default="icarus")
+    p.add_argument("--lanes", type=int, choices=(1, 2, 4, 8), default=1, help="lanes (1)")
+    p.add_argument("--seed", type=_seed, metavar="N", help="random scheduler seed (artifact's)")
+    p.add_argument("--tb-seed", type=int, metavar="N", help="seed of stalls and backpressure")
+    p.add_argument("--no-debug", action="store_true", help="skip the membrane comparison")
+    p.add_argument(
+        "-o", "--out", type=Path, default=Path("out/verify"), metavar="DIR",
+        help="build directory and report (out/verify)",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_verify, parser=p)
     return parser
 
 

@@ -7,8 +7,10 @@ same scheduler), and runs a few test samples under each of the four schedulers (
 to compare them. ``quick`` makes every stage tiny (tests run the demo in seconds). With
 ``model_path`` (``--model``) or ``events_path`` (``--events``) it skips training and runs the
 given artifact and events (default: the repository's examples) under the four schedulers.
-Later stages (generate Verilog, verify, bitstream) are added to the same sequence. Every run
-writes into its output directory:
+Then it generates the neuron core's Verilog for the model (``hardware/``) and runs the first
+samples on it under cocotb (Icarus), comparing every event with the reference simulator
+(``hardware=False`` skips these two stages). Later stages (bitstream, board) are added to the
+same sequence. Every run writes into its output directory:
 
 ================== ==================================================================
 ``config.json``    the resolved configuration (inputs, engine, seed, every run's scheduler,
@@ -19,6 +21,8 @@ writes into its output directory:
 ``model.npz``      the exported artifact; ``events.npz`` the test samples simulated
 ``reports/``       ``evaluate.json`` (the test split), ``simulate_<scheduler>.json``: the
                    simulator's full report of each run
+``hardware/``      the generated Verilog, port description, layout, fit estimate; ``verify/``
+                   the cocotb build, logs and ``report.json``
 ``summary.json``   the comparison, one row per scheduler
 ``summary.txt``    the same as a table (what ``unlayered demo`` prints)
 ``demo.log``       the progress lines and the table
@@ -86,6 +90,7 @@ class DemoResult:
     table: str = ""
     stages: list[StageRecord] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None  # the test-split report of the trained model
+    verification: dict[str, Any] | None = None  # the cocotb run of the generated Verilog
 
 
 class _Stages:
@@ -269,6 +274,9 @@ def run_demo(
     quick: bool = False,
     train: bool | None = None,
     samples: int = 20,
+    hardware: bool = True,
+    lanes: int = 4,
+    verify_samples: int = 3,
 ) -> DemoResult:
     """Run the demo pipeline and write its outputs into ``out_dir`` (see the module docstring).
 
@@ -292,6 +300,12 @@ def run_demo(
         ``events_path`` is given).
     samples
         Test samples simulated under each scheduler (trained model).
+    hardware
+        Generate the core's Verilog and verify it under cocotb (Icarus).
+    lanes
+        Lanes of the generated core.
+    verify_samples
+        Samples run on the generated Verilog.
 
     Raises
     ------
@@ -421,8 +435,58 @@ def run_demo(
                     f"scheduler comparison on the first {len(events)} test samples:\n\n"
                     + result.table
                 )
+
+        if hardware:
+            from unlayered.gateware.verify import generate, simulator_available, verify
+
+            with stages.stage("generate"):
+                paths = generate(model, out_dir / "hardware", lanes=lanes)
+                fit = json.loads(paths["fit"].read_text())
+                say(f"  {paths['verilog']} ({lanes} lanes); fits {', '.join(fit['fits'])}")
+            with stages.stage("verify"):
+                if not simulator_available("icarus"):
+                    raise UnlayeredError(
+                        "Icarus Verilog is not installed (scripts/setup.sh installs it)"
+                    )
+                report = verify(
+                    model,
+                    events.select(list(range(min(verify_samples, len(events))))),
+                    out_dir=out_dir / "verify",
+                    simulator="icarus",
+                    lanes=lanes,
+                    seed=seed,
+                    tb_seed=0,
+                )
+                if not report["passed"]:
+                    raise UnlayeredError(
+                        f"the generated Verilog differs from the reference simulator: "
+                        f"{report['mismatches'][:1] or report['error']} "
+                        f"(see {out_dir / 'verify' / 'report.json'})"
+                    )
+                cycles = sum(report["cycles"]) / report["samples"]
+                result.verification = {
+                    "simulator": "icarus",
+                    "lanes": lanes,
+                    "samples": report["samples"],
+                    "mismatches": len(report["mismatches"]),
+                    "cycles_per_sample": cycles,
+                    "synops_per_cycle": 1 / report["cycles_per_synop"],
+                }
+                result.table += (
+                    f"\n\ngenerated Verilog ({lanes} lanes, Icarus, random stalls and "
+                    f"backpressure): {report['samples']} samples equal the reference simulator "
+                    f"event for event; {cycles:.0f} cycles per sample, "
+                    f"{result.verification['synops_per_cycle']:.2f} synaptic operations per cycle"
+                )
+
+        with stages.stage("summary"):
             _write_json(
-                out_dir / "summary.json", {"runs": result.rows, "evaluation": result.evaluation}
+                out_dir / "summary.json",
+                {
+                    "runs": result.rows,
+                    "evaluation": result.evaluation,
+                    "verification": result.verification,
+                },
             )
             _write_text(out_dir / "summary.txt", result.table + "\n")
     except BaseException:

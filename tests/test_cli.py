@@ -217,7 +217,7 @@ def test_demo(tmp_path):
     stages = [s["name"] for s in timings["stages"]]
     assert stages == [
         "config", "load", "simulate:sync", "simulate:fifo", "simulate:random",
-        "simulate:momentum", "compare",
+        "simulate:momentum", "compare", "generate", "verify", "summary",
     ]  # fmt: skip
     assert all(s["status"] == "ok" and s["seconds"] >= 0 for s in timings["stages"])
     for name in ("sync", "fifo", "random", "momentum"):
@@ -250,7 +250,7 @@ def test_run_demo_is_importable(tmp_path):
     from unlayered.sw.demo import run_demo
 
     lines = []
-    result = run_demo(tmp_path, engine="readable", train=False, log=lines.append)
+    result = run_demo(tmp_path, engine="readable", train=False, hardware=False, log=lines.append)
     assert set(result.reports) == {"sync", "fifo", "random", "momentum"}
     assert [r["group_size"] for r in result.rows] == [0, 4, 4, 4]
     assert "[compare]" in lines
@@ -262,7 +262,7 @@ def test_run_demo_is_importable(tmp_path):
 
 TRAINED_STAGES = [
     "config", "data", "train", "export", "evaluate", "load", "simulate:sync", "simulate:fifo",
-    "simulate:random", "simulate:momentum", "compare",
+    "simulate:random", "simulate:momentum", "compare", "generate", "verify", "summary",
 ]  # fmt: skip
 
 
@@ -281,6 +281,11 @@ def test_demo_quick_trains_exports_and_evaluates(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [r["run"] for r in summary["runs"]] == ["sync", "fifo", "random", "momentum"]
     assert summary["evaluation"]["float_accuracy"] is not None
+    # The generated Verilog ran under cocotb and matched the reference simulator.
+    assert summary["verification"]["samples"] == 3
+    assert summary["verification"]["mismatches"] == 0
+    assert (out / "hardware" / "unlayered_core.v").is_file()
+    assert json.loads((out / "verify" / "report.json").read_text())["passed"] is True
     assert "deployed integer" in run.stdout
     model = load_model(out / "model.npz")
     assert model.input_encoding["dataset"] == "digits"
@@ -292,3 +297,30 @@ def test_demo_no_train_compares_the_example(tmp_path):
     assert run.returncode == 0, run.stderr
     timings = json.loads((out / "timings.json").read_text())
     assert [s["name"] for s in timings["stages"]][:2] == ["config", "load"]
+
+
+# ---------------------------------------------------------------------------------------------
+# generate, verify (unlayered.gateware.verify)
+
+
+def test_generate_writes_the_core_and_its_description(tmp_path):
+    run = unlayered("generate", MODEL, "-o", tmp_path / "hw", "--lanes", "2")
+    assert run.returncode == 0, run.stderr
+    for name in ("unlayered_core.v", "unlayered_core.json", "config.json", "fit.json"):
+        assert (tmp_path / "hw" / name).is_file(), name
+    assert json.loads((tmp_path / "hw" / "config.json").read_text())["lanes"] == 2
+    assert "fits" in run.stdout
+
+
+def test_verify_runs_the_verilog_against_the_reference(tmp_path):
+    out = tmp_path / "verify"
+    run = unlayered("verify", MODEL, "--events", EVENTS, "--samples", "2", "-o", out)
+    assert run.returncode == 0, run.stderr
+    assert "mismatches  0" in run.stdout and "passed" in run.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] and report["samples"] == 2
+
+
+def test_verify_refuses_an_unknown_simulator(tmp_path):
+    run = unlayered("verify", MODEL, "--events", EVENTS, "--simulator", "modelsim")
+    assert run.returncode == 2 and "modelsim" in run.stderr
