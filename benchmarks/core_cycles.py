@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -35,6 +34,7 @@ import amaranth
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 from sim_throughput import make_events, make_model  # noqa: E402
 
 from tests.gateware.harness import compare, run_core  # noqa: E402
@@ -47,21 +47,7 @@ LANES = (1, 2, 4, 8)
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpus_online": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "amaranth": amaranth.__version__,
-    }
+    return describe(amaranth=amaranth.__version__)
 
 
 def run_one(job: tuple[str, Model, EventSamples, int]) -> dict:

@@ -23,7 +23,6 @@ for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import shlex  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -32,6 +31,7 @@ from pathlib import Path  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 from unlayered.sim import EventSamples, LayerSpec, Model, SimulationResult, simulate  # noqa: E402
 from unlayered.sim.kernel import CompiledEngine  # noqa: E402
@@ -44,24 +44,11 @@ TARGET_RATE = 0.10  # fraction of a layer's neurons firing per step, what thresh
 
 def machine() -> dict:
     """What the numbers were measured on."""
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpus_online": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)),  # the CPUs this process may use
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "numba_num_threads": numba.config.NUMBA_NUM_THREADS,
-    }
+    return describe(
+        numpy=np.__version__,
+        numba=numba.__version__,
+        numba_num_threads=str(numba.config.NUMBA_NUM_THREADS),
+    )
 
 
 def make_events(n_inputs: int, n_samples: int, steps: int, rate: float, seed: int) -> EventSamples:

@@ -38,7 +38,6 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -52,6 +51,8 @@ import numpy as np
 # An exported YOSYS (or friends) changes the Verilog Amaranth emits; keep them out of this process.
 for _name in ("YOSYS", "NEXTPNR_ICE40", "NEXTPNR_ECP5", "ICEPACK", "ECPPACK", "AMARANTH_USE_YOSYS"):
     os.environ.pop(_name, None)
+
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 from unlayered.gateware.generate import generate_verilog  # noqa: E402
 from unlayered.sim import LayerSpec, Model  # noqa: E402
@@ -377,21 +378,7 @@ def synth_one(net: str, sched: str, lanes: int, dev: str, work: Path, seed: int)
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpus_online": os.cpu_count(),
-        "affinity": sorted(os.sched_getaffinity(0)),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+    return describe()
 
 
 def versions() -> dict:

@@ -11,55 +11,12 @@ Notation in the comments: ``cK`` is input channel K, ``nK`` is neuron K (global 
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from unlayered.sim import EventSamples, LayerSpec, Model, SchedulerSpec, simulate
 from unlayered.sim.rng import pick_index, sample_seed, xorshift32
 
-ENGINES = [
-    "readable",
-    pytest.param(
-        "compiled",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("unlayered.sim.kernel") is None,
-            reason="sim/kernel.py (the compiled engine) does not exist yet",
-        ),
-    ),
-]
-
-
-def make_model(
-    n_inputs,
-    layers,
-    weights,
-    *,
-    membrane_bits=16,
-    weight_bits=8,
-    leak_shift=8,
-    decision="argmax_spike_count",
-    **scheduler,
-):
-    """A validated model; ``layers`` are ``(size, threshold, leak, reset)`` tuples."""
-    model = Model(
-        n_inputs=n_inputs,
-        layers=tuple(LayerSpec(*layer) for layer in layers),
-        weights=tuple(np.array(w, dtype=np.int64) for w in weights),
-        weight_bits=weight_bits,
-        membrane_bits=membrane_bits,
-        leak_shift=leak_shift,
-        scheduler=SchedulerSpec(**scheduler),
-        decision=decision,
-    )
-    model.validate()
-    return model
-
-
-def run(model, steps, engine, *, sample_id=0):
-    events = EventSamples.from_lists([steps], sample_ids=[sample_id])
-    return simulate(model, events, engine=engine, record_membranes=True).samples[0]
+from .helpers import ENGINES, make_model, run
 
 
 def observed(r):

@@ -7,7 +7,6 @@ contract's rules; ``sync`` with F = 0 must compute exactly the same thing.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 
 import numpy as np
@@ -17,18 +16,8 @@ from hypothesis import strategies as st
 
 from unlayered.sim import EventSamples, LayerSpec, Model, SchedulerSpec, simulate
 
+from .helpers import ENGINES
 from .strategies import batches, models, samples
-
-ENGINES = [
-    "readable",
-    pytest.param(
-        "compiled",
-        marks=pytest.mark.skipif(
-            importlib.util.find_spec("unlayered.sim.kernel") is None,
-            reason="sim/kernel.py (the compiled engine) does not exist yet",
-        ),
-    ),
-]
 
 SETTINGS = settings(
     max_examples=300,
