@@ -1,0 +1,1 @@
+"""Tests of the boards package: host link protocol, host, device model, UART."""
