@@ -110,15 +110,41 @@ class NeuronCore(wiring.Component):
             return word[mb]
 
         # ---- pending structure ----------------------------------------------------------
-        m.submodules.pending = pend = make_pending(sched.name, ns, nl, n_buckets)
+        m.submodules.pending = pend_mod = make_pending(sched.name, ns, nl, n_buckets)
+
+        class _Push:  # what the core pushes this cycle; registered before the pending structure
+            pass
+
+        pend = _Push()
+        for name in ("head", "count", "lowest", "busy", "clear", "seed", "load"):
+            setattr(pend, name, getattr(pend_mod, name))
+        pend.push_valid = Signal(name="push_c_valid")
+        pend.push_source = Signal(16, name="push_c_source")
+        pend.push_layer = Signal.like(pend_mod.push_layer, name="push_c_layer")
+        pend.push_bucket = Signal.like(pend_mod.push_bucket, name="push_c_bucket")
+        # A push reaches the pending structure one cycle after the core decides it: the decision
+        # (a membrane read, a threshold compare, a spike handshake) and the structure's write
+        # path are then in different cycles. Every consumer of ``count``/``head`` waits at least
+        # two cycles after the last push of a group (see docs/gateware.md).
+        m.d.sync += [
+            pend_mod.push_valid.eq(pend.push_valid),
+            pend_mod.push_source.eq(pend.push_source),
+            pend_mod.push_layer.eq(pend.push_layer),
+            pend_mod.push_bucket.eq(pend.push_bucket),
+        ]
 
         # ---- constants per layer --------------------------------------------------------
         sizes = Array(Const(s, 17) for s in lay.sizes)
         cycles = Array(Const(k, 17) for k in lay.cycles)
-        row_start = Array(Const(r, 32) for r in lay.row_start)
-        ends = Array(Const(s + z - 1, 16) for s, z in zip(lay.starts, lay.sizes, strict=True))
         # source code c: 0 for inputs, i + 1 for neurons of layer i; source start of each code
         src_start = [0] + [n_in + s for s in lay.starts]
+        # row of source s (code c) = row_start[c] + (s - src_start[c]) * K[c]
+        #                          = s * K[c] + row_base[c]  (modulo 2^32)
+        row_base = Array(
+            Const((r - s0 * k) % (1 << 32), 32)
+            for r, s0, k in zip(lay.row_start, src_start[:nl], lay.cycles, strict=True)
+        )
+        ends = Array(Const(s + z - 1, 16) for s, z in zip(lay.starts, lay.sizes, strict=True))
 
         # ---- counters -------------------------------------------------------------------
         step = Signal(32)
@@ -126,14 +152,19 @@ class NeuronCore(wiring.Component):
         c_spikes, c_synops, c_groups = Signal(32), Signal(32), Signal(32)
         c_dropped, c_inputs, c_cycles = Signal(32), Signal(32), Signal(32)
         touched = Signal(nl)
+        # synapses of the row loaded in the previous cycle, added to c_synops one cycle late so
+        # that the pending head (a block-RAM output) does not feed the 32-bit adder
+        syn_inc = Signal(17)
+        m.d.sync += [syn_inc.eq(0), c_synops.eq(c_synops + syn_inc)]
         first_step = Signal()
         had_input = Signal()
         out_fired = Signal()
         stop = Signal()
 
-        # ---- delivery pipeline: next row slot, stage A (issue), stage B (add, write) ------
+        # ---- delivery pipeline: next row slot, stage A (weight read), stage A2 (membrane
+        # read; the weight word is registered), stage B (add, evaluate, write back) ---------
         nx_valid = Signal()
-        nx_row = Signal(32)
+        nx_src = Signal(16)  # the source in the slot (raw, straight from the pending head)
         nx_layer = Signal(range(max(nl, 2)))
         nx_group, a_group, b_group = Signal(32), Signal(32), Signal(32)  # for overlapped groups
         a_active = Signal()
@@ -141,6 +172,14 @@ class NeuronCore(wiring.Component):
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
         a_last = Signal()
+        a2_valid = Signal()
+        a2_mask = Signal(nbanks)
+        a2_layer = Signal(range(max(nl, 2)))
+        a2_k = Signal(17)
+        a2_final = Signal()
+        a2_group = Signal(32)
+        a2_vaddr = [Signal(range(max(depth, 2)), name=f"a2_vaddr{b}") for b in range(nbanks)]
+        w_q = [Signal(signed(wb), name=f"w_q{b}") for b in range(nbanks)]
         b_valid = Signal()
         b_mask = Signal(nbanks)
         b_layer = Signal(range(max(nl, 2)))
@@ -160,7 +199,7 @@ class NeuronCore(wiring.Component):
         nx_free = Signal()
         m.d.comb += nx_free.eq(~nx_valid | nx_take)
         pipe_empty = Signal()
-        m.d.comb += pipe_empty.eq(~nx_valid & ~a_active & ~b_valid)
+        m.d.comb += pipe_empty.eq(~nx_valid & ~a_active & ~a2_valid & ~b_valid)
 
         offsets = [
             Array(Const(lay.bank_offset[li][b], 32) for li in range(nl)) for b in range(nbanks)
@@ -171,28 +210,42 @@ class NeuronCore(wiring.Component):
         for b in range(nbanks):
             m.d.comb += [
                 w_rp[b].addr.eq(a_row + a_k),
-                v_rp[b].addr.eq(offsets[b][a_layer] + a_k),
+                v_rp[b].addr.eq(a2_vaddr[b]),
             ]
+            m.d.sync += w_q[b].eq(w_rp[b].data)  # the weight of stage A2's read, for stage B
         with m.If(a_active):
             m.d.sync += [
-                b_valid.eq(1),
+                a2_valid.eq(1),
                 a_k.eq(a_k + 1),
-                b_layer.eq(a_layer),
-                b_k.eq(a_k),
-                b_final.eq(a_final),
-                b_group.eq(a_group),
+                a2_layer.eq(a_layer),
+                a2_k.eq(a_k),
+                a2_final.eq(a_final),
+                a2_group.eq(a_group),
             ]
             for b in range(nbanks):
                 m.d.sync += [
-                    b_mask[b].eq(a_k < counts[b][a_layer]),
-                    b_addr[b].eq(offsets[b][a_layer] + a_k),
+                    a2_mask[b].eq(a_k < counts[b][a_layer]),
+                    a2_vaddr[b].eq(offsets[b][a_layer] + a_k),
                 ]
+        with m.Else():
+            m.d.sync += a2_valid.eq(0)
+        with m.If(a2_valid):
+            m.d.sync += [
+                b_valid.eq(1),
+                b_layer.eq(a2_layer),
+                b_k.eq(a2_k),
+                b_final.eq(a2_final),
+                b_group.eq(a2_group),
+                b_mask.eq(a2_mask),
+            ]
+            for b in range(nbanks):
+                m.d.sync += b_addr[b].eq(a2_vaddr[b])
         with m.Else():
             m.d.sync += b_valid.eq(0)
         with m.If(nx_take):
             m.d.sync += [
                 a_active.eq(1),
-                a_row.eq(nx_row),
+                a_row.eq(nx_src * cycles[nx_layer] + row_base[nx_layer]),
                 a_layer.eq(nx_layer),
                 a_k.eq(0),
                 a_final.eq(nx_final | mark_final),
@@ -212,32 +265,75 @@ class NeuronCore(wiring.Component):
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
 
-        def bucket_of(v, thr, name):
-            """``min((v - thr - 1) >> momentum_shift, B - 1)`` for a firing membrane ``v``."""
-            over = Signal(mb + 1, name=f"{name}_over")
-            m.d.comb += over.eq(v - thr - 1)
-            shifted = over >> sched.momentum_shift
-            return Mux(shifted > top_bucket, top_bucket, shifted)
-
+        # Stage B: add, saturate, evaluate, write back, in the cycle the reads return. The
+        # threshold compare is not done on the saturated sum (a second carry chain behind the
+        # add) but in parallel with it, on 3-operand sums of the read data (membranes are at
+        # least as wide as weights, so ``v + w`` fits ``mb + 1`` bits):
+        #   clamp(v + w) > thr  <=>  v + w - thr - 1 >= 0, for vmin <= thr < vmax
+        #   (never for thr >= vmax, always for thr < vmin);
+        #   clamp(v + w) - thr   =  vmax - thr / vmin - thr when saturated, else v + w - thr.
+        # The saturation itself is read off the two top bits of ``v + w``.
         b_fire = Signal(nbanks)
         b_bucket = []
-        b_thr = thresholds[b_layer]
+        thr_l = [layer.threshold for layer in model.layers]
+        wrap = (1 << (mb + 1)) - 1
+        fire_never = Array(Const(int(t >= vmax), 1) for t in thr_l)[b_layer]
+        fire_always = Array(Const(int(t < vmin), 1) for t in thr_l)[b_layer]
+        neg_thr = Array(Const(-t, signed(mb + 3)) for t in thr_l)[b_layer]
+        neg_thr1 = Array(Const(-t - 1, signed(mb + 3)) for t in thr_l)[b_layer]
+        hi_reset = Array(Const((vmax - t) & wrap, mb + 1) for t in thr_l)[b_layer]
+        lo_reset = Array(Const((vmin - t) & wrap, mb + 1) for t in thr_l)[b_layer]
+        hi_over = Array(Const((vmax - t - 1) & wrap, mb + 1) for t in thr_l)[b_layer]
+        lo_over = Array(Const((vmin - t - 1) & wrap, mb + 1) for t in thr_l)[b_layer]
+
+        def add3(x, y, z):
+            """``x + y + z`` in ``mb + 3`` bits with one carry chain: a carry-save layer (one LUT
+            per bit), then a single adder (yosys maps ``(x + y) + z`` to two chains in series)."""
+            width = mb + 3
+            xs = Signal(signed(width))
+            ys = Signal(signed(width))
+            zs = Signal(signed(width))
+            m.d.comb += [xs.eq(x), ys.eq(y), zs.eq(z)]
+            xu, yu, zu = xs.as_unsigned(), ys.as_unsigned(), zs.as_unsigned()
+            sum_bits = xu ^ yu ^ zu
+            carry = Cat(Const(0, 1), ((xu & yu) | (xu & zu) | (yu & zu))[: width - 1])
+            return (sum_bits + carry)[:width].as_signed()
+
         for b in range(nbanks):
             word = v_rp[b].data
+            v_in, w_in = vpart(word), w_q[b]
             total = Signal(signed(mb + 2), name=f"sum{b}")
-            m.d.comb += total.eq(vpart(word) + w_rp[b].data)
-            clamped = Signal(signed(mb + 1), name=f"clamped{b}")
-            m.d.comb += clamped.eq(Mux(total > vmax, vmax, Mux(total < vmin, vmin, total)))
-            m.d.comb += b_fire[b].eq(
-                b_valid & b_final & b_mask[b] & ~rpart(word) & (clamped > b_thr)
+            m.d.comb += total.eq(v_in + w_in)
+            hi = Signal(name=f"sat_hi{b}")  # total > vmax
+            lo = Signal(name=f"sat_lo{b}")  # total < vmin
+            m.d.comb += [hi.eq(~total[mb] & total[mb - 1]), lo.eq(total[mb] & ~total[mb - 1])]
+            diff1 = Signal(signed(mb + 3), name=f"diff1_{b}")  # v + w - thr - 1
+            diff = Signal(signed(mb + 3), name=f"diff{b}")  # v + w - thr
+            m.d.comb += [diff1.eq(add3(v_in, w_in, neg_thr1)), diff.eq(add3(v_in, w_in, neg_thr))]
+            above = Mux(fire_always, 1, Mux(fire_never, 0, ~diff1[mb + 2]))
+            clamped = Signal(mb, name=f"clamped{b}")  # low mb bits of clamp(total)
+            m.d.comb += clamped.eq(
+                Mux(hi, Const(vmax & wrap, mb + 1), Mux(lo, Const(vmin & wrap, mb + 1), total))
             )
-            reset_v = Mux(subtract[b_layer], clamped - b_thr, 0)
-            b_bucket.append(bucket_of(clamped, b_thr, f"b{b}"))
-            with m.If(b_valid & b_mask[b] & ~rpart(word)):
+            m.d.comb += b_fire[b].eq(b_valid & b_final & b_mask[b] & ~rpart(word) & above)
+            reset_full = Mux(hi, hi_reset, Mux(lo, lo_reset, diff[: mb + 1]))
+            reset_v = Mux(subtract[b_layer], reset_full, 0)
+            over = Signal(mb + 1, name=f"b{b}_over")  # clamp(total) - thr - 1, mod 2^(mb+1)
+            m.d.comb += over.eq(Mux(hi, hi_over, Mux(lo, lo_over, diff1[: mb + 1])))
+            shifted = over >> sched.momentum_shift
+            b_bucket.append(Mux(shifted > top_bucket, top_bucket, shifted))
+            # A refractory target is written back unchanged (its word as read, which is the
+            # memory's content: the port is transparent), so the write enable does not depend
+            # on the read data.
+            with m.If(b_valid & b_mask[b]):
                 m.d.comb += [
                     v_wp[b].addr.eq(b_addr[b]),
                     v_wp[b].data.eq(
-                        Mux(b_fire[b], Cat(reset_v[:mb], Const(1, 1)), Cat(clamped[:mb], 0))
+                        Mux(
+                            rpart(word),
+                            word,
+                            Mux(b_fire[b], Cat(reset_v[:mb], Const(1, 1)), Cat(clamped, 0)),
+                        )
                     ),
                     v_wp[b].en.eq(1),
                 ]
@@ -275,18 +371,18 @@ class NeuronCore(wiring.Component):
         fq_in = [b_group, fq_base, b_layer, rot_fire]
         if bucket_bits:
             fq_in += [r[:bucket_bits] for r in rot_bucket]
-        m.d.comb += [fq.w_data.eq(Cat(*fq_in)), fq.w_en.eq(rot_fire != 0)]
+        # The entry is written one cycle after its write-back (a register between the fire
+        # decision and the queue's write port); ``fq.w_en`` is that register.
+        m.d.sync += [fq.w_data.eq(Cat(*fq_in)), fq.w_en.eq(rot_fire != 0)]
 
         def load_row(source, code):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
-            idx = Signal(16, name="row_idx")
-            m.d.comb += idx.eq(source - Array(Const(s, 17) for s in src_start)[code])
             m.d.sync += [
                 nx_valid.eq(1),
-                nx_row.eq(row_start[code] + idx * cycles[code]),
+                nx_src.eq(source),
                 nx_layer.eq(code),
                 nx_group.eq(group),
-                c_synops.eq(c_synops + sizes[code]),
+                syn_inc.eq(sizes[code]),  # added to c_synops in the next cycle
                 touched.eq(touched | (1 << code)),
             ]
             with m.If(code == 0):
@@ -312,7 +408,7 @@ class NeuronCore(wiring.Component):
             with m.If(d_mask[j]):
                 m.d.comb += d_lane.eq(j)
         drain_idle = Signal()
-        m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0))
+        m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0) & ~fq.w_en)
         pop = Signal()
         m.d.comb += [pop.eq((d_mask == 0) & fq.r_rdy), fq.r_en.eq(pop)]
         with m.If(fq.w_en & ~pop):
@@ -351,6 +447,8 @@ class NeuronCore(wiring.Component):
         lk_addr = Signal(range(depth + 1))
         lk_d_valid = Signal()
         lk_d_addr = Signal(range(depth + 1))
+        lk_e_valid = Signal()  # stage 2: the registered products are written back
+        lk_e_addr = Signal(range(depth + 1))
         leaks = Array(Const(layer.leak, unsigned(17)) for layer in model.layers)
         round_up = (1 << model.leak_shift) - 1
 
@@ -437,35 +535,40 @@ class NeuronCore(wiring.Component):
                     with m.Elif(ev.kind == InputKind.START):
                         m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
                     with m.Else():
-                        m.d.sync += [lk_addr.eq(0), lk_d_valid.eq(0)]
+                        m.d.sync += [lk_addr.eq(0), lk_d_valid.eq(0), lk_e_valid.eq(0)]
                         m.next = "LEAK"
 
             with m.State("LEAK"):
                 for b in range(nbanks):
                     m.d.comb += v_rp[b].addr.eq(lk_addr)
+                # Three stages: read (lk_addr), multiply into a register (lk_d), round and
+                # write back (lk_e). Every address is read once, before it is written.
                 m.d.sync += [lk_d_valid.eq(lk_addr < depth), lk_d_addr.eq(lk_addr)]
+                m.d.sync += [lk_e_valid.eq(lk_d_valid), lk_e_addr.eq(lk_d_addr)]
                 with m.If(lk_addr < depth):
                     m.d.sync += lk_addr.eq(lk_addr + 1)
                 for b in range(nbanks):
                     n = Signal(32, name=f"lk_n{b}")
-                    m.d.comb += n.eq(lk_d_addr * nbanks + b)
+                    m.d.comb += n.eq(lk_addr * nbanks + b)
                     li = Signal(range(max(nl, 2)), name=f"lk_layer{b}")
                     for i in range(1, nl):
                         with m.If(n >= lay.starts[i]):
                             m.d.comb += li.eq(i)
+                    lk_leak = Signal(17, name=f"lk_leak{b}")  # the leak of lk_d_addr's neuron
+                    m.d.sync += lk_leak.eq(leaks[li])
                     v = vpart(v_rp[b].data)
                     prod = Signal(signed(mb + 18), name=f"lk_prod{b}")
-                    m.d.comb += prod.eq(v * leaks[li])
+                    m.d.sync += prod.eq(v * lk_leak)
                     leaked = Mux(
                         prod < 0, (prod + round_up) >> model.leak_shift, prod >> model.leak_shift
                     )
-                    with m.If(lk_d_valid):
+                    with m.If(lk_e_valid):
                         m.d.comb += [
-                            v_wp[b].addr.eq(lk_d_addr),
+                            v_wp[b].addr.eq(lk_e_addr),
                             v_wp[b].data.eq(Cat(Mux(first_step, 0, leaked)[:mb], Const(0, 1))),
                             v_wp[b].en.eq(1),
                         ]
-                with m.If(lk_d_valid & (lk_d_addr == depth - 1)):
+                with m.If(lk_e_valid & (lk_e_addr == depth - 1)):
                     m.d.sync += [
                         first_step.eq(0),
                         group.eq(0),
@@ -537,7 +640,7 @@ class NeuronCore(wiring.Component):
                     m.next = "DRAIN"
                     if overlap:
                         cap = sched.max_groups_per_step
-                        may = ~grp_mixed & (pend.count >= f) & (fq_count <= k_max)
+                        may = ~grp_mixed & (pend.count >= f) & (fq_count + fq.w_en <= k_max)
                         if cap:
                             may &= group + 1 < cap
                         if model.decision == "first_to_threshold":
@@ -587,7 +690,10 @@ class NeuronCore(wiring.Component):
             with m.State("EVAL_CHECK"):
                 advance = Signal()
                 last = Signal()
-                m.d.comb += [advance.eq(~ev_fire | spk_free), last.eq(ev_n == ends[ev_layer])]
+                # Advance only while the spike output is free (fired or not), so the next read
+                # address does not depend on the membrane just read (a stall costs a cycle only
+                # under backpressure).
+                m.d.comb += [advance.eq(spk_free), last.eq(ev_n == ends[ev_layer])]
                 for b in range(nbanks):
                     m.d.comb += v_rp[b].addr.eq(Mux(advance & ~last, next_addr, ev_addr))
                 with m.If(advance):

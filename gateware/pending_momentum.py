@@ -44,9 +44,12 @@ class PendingMomentum(wiring.Component):
         tails = Array(Signal(16, name=f"tail{b}") for b in range(nb))
         counts = Array(Signal(range(ns + 1), name=f"count{b}") for b in range(nb))
 
+        # nonempty[b] == (counts[b] != 0), kept as a register so that the priority encoder
+        # (and the head mux behind it) starts at flip-flops, not behind B count comparisons.
+        nonempty = Signal(nb)
         top = Signal(range(max(nb, 2)))
         for b in range(nb):  # the last assignment wins: the highest non-empty bucket
-            with m.If(counts[b] != 0):
+            with m.If(nonempty[b]):
                 m.d.comb += top.eq(b)
         advancing = Signal()  # the cycle after a pick that leaves its bucket non-empty
         adv_bucket = Signal.like(top)
@@ -61,7 +64,7 @@ class PendingMomentum(wiring.Component):
         with m.If(self.clear):
             for b in range(nb):
                 m.d.sync += counts[b].eq(0)
-            m.d.sync += self.count.eq(0)
+            m.d.sync += [self.count.eq(0), nonempty.eq(0)]
         with m.Elif(self.push_valid):
             b = self.push_bucket
             with m.If(counts[b] == 0):
@@ -72,11 +75,14 @@ class PendingMomentum(wiring.Component):
                 tails[b].eq(self.push_source),
                 counts[b].eq(counts[b] + 1),
                 self.count.eq(self.count + 1),
+                nonempty.bit_select(b, 1).eq(1),
             ]
         with m.Elif(take):
             m.d.sync += [counts[top].eq(counts[top] - 1), self.count.eq(self.count - 1)]
             with m.If(counts[top] != 1):
                 m.d.sync += [advancing.eq(1), adv_bucket.eq(top)]
+            with m.Else():
+                m.d.sync += nonempty.bit_select(top, 1).eq(0)
         with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
             m.d.sync += heads[adv_bucket].eq(rp.data)
         return m

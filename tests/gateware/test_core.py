@@ -147,3 +147,38 @@ def test_overlap_under_backpressure(lanes):
         hw = run_core(model, events, lanes=lanes, backpressure=0.7, rng_seed=case)
         failures += [f"case {case} ({model.scheduler}): {e}" for e in compare(model, events, hw)]
     assert failures == []
+
+
+@pytest.mark.parametrize("lanes", [1, 4])
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_threshold_edges_and_saturation(scheduler, lanes):
+    """Thresholds at both ends of their range (0 and vmax - 1) with narrow membranes that
+    saturate both ways, one-cycle rows (K = 1 at L = 4) and both resets: the fused compare
+    (``v + w - thr - 1 >= 0`` beside the add) and the reset value read off the saturation must
+    agree with the reference everywhere."""
+    failures = []
+    for case in range(6):
+        rnd = np.random.default_rng([77, case, lanes, SCHEDULERS.index(scheduler)])
+        wb = mb = 4
+        vmax = (1 << (mb - 1)) - 1
+        layers, weights, fan_in = [], [], 3
+        for i, size in enumerate((3, 2)):
+            thr = (0, vmax - 1)[(i + case) % 2]
+            reset = ("zero", "subtract")[(i + case // 2) % 2]
+            layers.append(LayerSpec(size=size, threshold=thr, leak=16, reset=reset))
+            weights.append(rnd.choice([-8, -7, 7, 6, 1], size=(size, fan_in)))
+            fan_in = size
+        model = Model(
+            n_inputs=3,
+            layers=tuple(layers),
+            weights=tuple(weights),
+            weight_bits=wb,
+            membrane_bits=mb,
+            leak_shift=4,
+            scheduler=SchedulerSpec(name=scheduler, group_size=int(rnd.choice([0, 1, 2]))),
+        )
+        model.validate()
+        events = random_events(rnd, model.n_inputs)
+        hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=case)
+        failures += [f"case {case}: {e}" for e in compare(model, events, hw)]
+    assert failures == []
