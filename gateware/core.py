@@ -397,6 +397,27 @@ class NeuronCore(wiring.Component):
         spk_free = Signal()
         m.d.comb += spk_free.eq(~spk_valid | self.spikes.ready)
 
+        def emit_spike(neuron, layer, group, bucket):
+            """Send a fired neuron's spike out and count it; a hidden spike enters the pending
+            structure (semantics 5.4). Both evaluation paths (fused drain, separate pass) call
+            this, so they cannot drift apart."""
+            m.d.sync += [
+                spk_valid.eq(1),
+                spk.step.eq(step),
+                spk.group.eq(group),
+                spk.neuron.eq(neuron),
+                c_spikes.eq(c_spikes + 1),
+            ]
+            with m.If(layer == nl - 1):
+                m.d.sync += out_fired.eq(1)
+            with m.Else():
+                m.d.comb += [
+                    pend.push_valid.eq(1),
+                    pend.push_source.eq(n_in + neuron),
+                    pend.push_layer.eq(layer + 1),
+                    pend.push_bucket.eq(bucket),
+                ]
+
         # ---- drain of the fired-neuron queue: one spike per cycle, ascending -------------
         d_mask = Signal(nbanks)
         d_group = Signal(32)
@@ -425,23 +446,8 @@ class NeuronCore(wiring.Component):
         with m.If((d_mask != 0) & spk_free):
             d_n = Signal(16)
             m.d.comb += d_n.eq(d_base + d_lane)
-            m.d.sync += [
-                d_mask.eq(d_mask & ~(1 << d_lane)),
-                spk_valid.eq(1),
-                spk.step.eq(step),
-                spk.group.eq(d_group),
-                spk.neuron.eq(d_n),
-                c_spikes.eq(c_spikes + 1),
-            ]
-            with m.If(d_layer == nl - 1):
-                m.d.sync += out_fired.eq(1)
-            with m.Else():
-                m.d.comb += [
-                    pend.push_valid.eq(1),
-                    pend.push_source.eq(n_in + d_n),
-                    pend.push_layer.eq(d_layer + 1),
-                    pend.push_bucket.eq(Array(d_bucket)[d_lane] if bucket_bits else 0),
-                ]
+            m.d.sync += d_mask.eq(d_mask & ~(1 << d_lane))
+            emit_spike(d_n, d_layer, d_group, Array(d_bucket)[d_lane] if bucket_bits else 0)
 
         # ---- leak pass ------------------------------------------------------------------
         lk_addr = Signal(range(depth + 1))
@@ -706,22 +712,7 @@ class NeuronCore(wiring.Component):
                                     v_wp[b].data.eq(Cat(reset_v[:mb], Const(1, 1))),
                                     v_wp[b].en.eq(1),
                                 ]
-                        m.d.sync += [
-                            spk_valid.eq(1),
-                            spk.step.eq(step),
-                            spk.group.eq(group),
-                            spk.neuron.eq(ev_n),
-                            c_spikes.eq(c_spikes + 1),
-                        ]
-                        with m.If(ev_layer == nl - 1):
-                            m.d.sync += out_fired.eq(1)
-                        with m.Else():
-                            m.d.comb += [
-                                pend.push_valid.eq(1),
-                                pend.push_source.eq(n_in + ev_n),
-                                pend.push_layer.eq(ev_layer + 1),
-                                pend.push_bucket.eq(bucket),
-                            ]
+                        emit_spike(ev_n, ev_layer, group, bucket)
                     m.d.sync += [ev_n.eq(ev_n + 1), ev_bank.eq(next_bank), ev_addr.eq(next_addr)]
                     with m.If(last):
                         for i in range(nl):
