@@ -1,10 +1,11 @@
 """Heaviside spikes with surrogate gradients, as in snnTorch.
 
 Forward: ``H(x) = 1 if x > 0 else 0`` (strict, the contract's ``v > threshold``). Backward: the
-derivative of a smooth stand-in. Each surrogate is a :class:`torch.autograd.Function` behind a
-small factory named as in snnTorch: ``atan(alpha)`` and ``fast_sigmoid(slope)`` return a
-function ``x -> spikes``. The returned function also carries ``.derivative(x)``, the same formula
-as a plain function, which the scheduled simulator's hand-written backward pass uses.
+derivative of a smooth stand-in. Every surrogate is the one autograd function
+:class:`SurrogateSpike`, given its derivative, behind a small factory named as in snnTorch:
+``atan(alpha)`` and ``fast_sigmoid(slope)`` return a function ``x -> spikes``. The returned
+function also carries ``.derivative(x)``, the same formula, which the scheduled simulator's
+hand-written backward pass uses.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from collections.abc import Callable
 import torch
 
 __all__ = [
-    "ATan",
-    "FastSigmoid",
     "SpikeFn",
+    "SurrogateSpike",
     "atan",
     "atan_derivative",
     "fast_sigmoid",
@@ -43,55 +43,40 @@ def fast_sigmoid_derivative(x: torch.Tensor, slope: float) -> torch.Tensor:
     return 1 / (slope * x.abs() + 1) ** 2
 
 
-class ATan(torch.autograd.Function):
-    """Heaviside forward; backward ``alpha / 2 / (1 + (pi / 2 * alpha * x)^2)`` (snnTorch)."""
+class SurrogateSpike(torch.autograd.Function):
+    """Heaviside forward; backward ``grad * derivative(x)`` for the surrogate's derivative."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, derivative: Callable[[torch.Tensor], torch.Tensor]):
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.derivative = derivative
         return heaviside(x)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         (x,) = ctx.saved_tensors
-        return grad_output * atan_derivative(x, ctx.alpha), None
+        return grad_output * ctx.derivative(x), None
 
 
-class FastSigmoid(torch.autograd.Function):
-    """Heaviside forward; backward ``1 / (slope * |x| + 1)^2`` (snnTorch's fast sigmoid)."""
+def _spike_fn(name: str, parameter: float, derivative) -> SpikeFn:
+    """``x -> spikes`` with the surrogate gradient ``derivative(x, parameter)``."""
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, slope: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.slope = slope
-        return heaviside(x)
+    def derivative_at(x: torch.Tensor) -> torch.Tensor:
+        return derivative(x, parameter)
 
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * fast_sigmoid_derivative(x, ctx.slope), None
+    def inner(x: torch.Tensor) -> torch.Tensor:
+        return SurrogateSpike.apply(x, derivative_at)
+
+    inner.surrogate = (name, parameter)  # type: ignore[attr-defined]
+    inner.derivative = derivative_at  # type: ignore[attr-defined]
+    return inner
 
 
 def atan(alpha: float = 2.0) -> SpikeFn:
     """Arc-tangent surrogate (snnTorch's default spike gradient)."""
-    alpha = float(alpha)
-
-    def inner(x: torch.Tensor) -> torch.Tensor:
-        return ATan.apply(x, alpha)
-
-    inner.surrogate = ("atan", alpha)  # type: ignore[attr-defined]
-    inner.derivative = lambda x: atan_derivative(x, alpha)  # type: ignore[attr-defined]
-    return inner
+    return _spike_fn("atan", float(alpha), atan_derivative)
 
 
 def fast_sigmoid(slope: float = 25.0) -> SpikeFn:
     """Fast-sigmoid surrogate (Zenke & Ganguli's SuperSpike)."""
-    slope = float(slope)
-
-    def inner(x: torch.Tensor) -> torch.Tensor:
-        return FastSigmoid.apply(x, slope)
-
-    inner.surrogate = ("fast_sigmoid", slope)  # type: ignore[attr-defined]
-    inner.derivative = lambda x: fast_sigmoid_derivative(x, slope)  # type: ignore[attr-defined]
-    return inner
+    return _spike_fn("fast_sigmoid", float(slope), fast_sigmoid_derivative)
