@@ -27,7 +27,6 @@ from .protocol import (
     MAX_PAYLOAD,
     MAX_SEQ,
     PROTOCOL_VERSION,
-    TRACE_RECORD_SIZE,
     CountsChunk,
     ErrorCode,
     ErrorReply,
@@ -35,11 +34,13 @@ from .protocol import (
     FrameReader,
     Info,
     InfoReply,
+    LengthError,
     LoadWeights,
     Message,
     Ok,
     Packet,
     PayloadError,
+    PayloadLimits,
     ProtocolError,
     ReadResult,
     Reset,
@@ -97,6 +98,12 @@ class DeviceModel:
     busy_reads
         After a sample ends, answer this many commands that need the result (or the idle core)
         with BUSY, as a board does while the core still computes.
+    max_payload, trace_depth
+        The limits a board announces in ``INFO_REPLY``: the largest payload it accepts (a
+        longer one is answered ``BAD_LENGTH``) and how many spikes of a trace it stores (the
+        rest are counted, not stored; ``TRACE`` reads end there). Default: no limit.
+    clock_hz
+        The core clock announced in ``INFO_REPLY`` (0: unknown; the model counts no cycles).
 
     Members
     -------
@@ -104,8 +111,20 @@ class DeviceModel:
         ``sample_id`` of every sample run, in order: a test checks that none ran twice.
     """
 
-    def __init__(self, model: Model, lanes: int = 1, *, busy_reads: int = 0):
+    def __init__(
+        self,
+        model: Model,
+        lanes: int = 1,
+        *,
+        busy_reads: int = 0,
+        max_payload: int = MAX_PAYLOAD,
+        trace_depth: int = 0xFFFF_FFFF,
+        clock_hz: int = 0,
+    ):
         self._model = model
+        self.limits = PayloadLimits(max_payload)
+        self.trace_depth = trace_depth
+        self.clock_hz = clock_hz
         self._stale_weights = False
         self.layout = CoreLayout.from_model(model, lanes)
         self.image = self.layout.weight_image(model)
@@ -147,6 +166,11 @@ class DeviceModel:
         if isinstance(item, ProtocolError):  # frame-level fault: the seq cannot be trusted
             return encode_message(ErrorReply(item.code, 0, str(item)), 0)
         packet = item
+        if len(packet.payload) > self.limits.max_payload:
+            error = LengthError(
+                f"payload of {len(packet.payload)} bytes exceeds {self.limits.max_payload}"
+            )
+            return encode_message(ErrorReply(error.code, 0, str(error)), 0)
         try:
             message = decode_message(packet, allowed=COMMANDS)
         except PayloadError as exc:
@@ -187,12 +211,14 @@ class DeviceModel:
         if isinstance(message, Info):
             return InfoReply(
                 version=PROTOCOL_VERSION,
-                max_payload=MAX_PAYLOAD,
+                max_payload=self.limits.max_payload,
                 lanes=self.layout.lanes,
                 weight_bits=self._model.weight_bits,
                 weight_depth=self.layout.weight_depth,
                 n_inputs=self._model.n_inputs,
                 n_outputs=self._model.sizes[-1],
+                trace_depth=self.trace_depth,
+                clock_hz=self.clock_hz,
             )
         if isinstance(message, LoadWeights):
             return self._load_weights(message)
@@ -329,7 +355,7 @@ class DeviceModel:
                     0,  # cycles: the model has none
                 ),
             )
-        values = r.output_counts if m.part is ResultPart.COUNTS else r.trace
+        values = r.output_counts if m.part is ResultPart.COUNTS else r.trace[: self.trace_depth]
         if m.offset > len(values):
             raise _Refusal(
                 ErrorCode.BAD_PAYLOAD,
@@ -337,8 +363,8 @@ class DeviceModel:
                 len(values),
             )
         if m.part is ResultPart.COUNTS:
-            n = min(m.count, (MAX_PAYLOAD - 4) // 4)
+            n = min(m.count, self.limits.counts)
             return CountsChunk(m.offset, tuple(int(c) for c in values[m.offset : m.offset + n]))
-        n = min(m.count, (MAX_PAYLOAD - 4) // TRACE_RECORD_SIZE)
+        n = min(m.count, self.limits.trace)
         rows = values[m.offset : m.offset + n]
         return TraceChunk(m.offset, tuple(tuple(int(x) for x in row) for row in rows))

@@ -26,10 +26,8 @@ from unlayered.sim.rng import sample_seed
 
 from .protocol import (
     END_STEP,
-    MAX_PAYLOAD,
     MAX_SEQ,
     SUMMARY_COUNTERS,
-    TRACE_RECORD_SIZE,
     CountsChunk,
     DeviceBusyError,
     DeviceError,
@@ -44,6 +42,7 @@ from .protocol import (
     Message,
     Ok,
     Packet,
+    PayloadLimits,
     ProtocolError,
     ReadResult,
     Reset,
@@ -61,10 +60,6 @@ __all__ = ["BoardResult", "HostLink", "LinkStats", "Transport"]
 
 # Errors that a corrupted or lost frame can cause: answered by sending the command again.
 _RETRY_CODES = frozenset({ErrorCode.BAD_FRAME, ErrorCode.BAD_CRC, ErrorCode.BAD_LENGTH})
-_EVENTS_PER_FRAME = (MAX_PAYLOAD - 5) // 2
-_WORDS_PER_FRAME = (MAX_PAYLOAD - 6) // 2
-_COUNTS_PER_FRAME = (MAX_PAYLOAD - 4) // 4
-_TRACE_PER_FRAME = (MAX_PAYLOAD - 4) // TRACE_RECORD_SIZE
 
 
 class Transport(Protocol):
@@ -98,7 +93,11 @@ class BoardResult:
         The core's summary record: ``steps``, ``spikes`` (all layers), ``synops``, ``groups``,
         ``dropped``, ``input_events``, ``cycles``.
     trace
-        ``(K, 3)`` rows ``(step, group, neuron)``, or ``None`` if not read.
+        ``(K, 3)`` rows ``(step, group, neuron)``, or ``None`` if not read. When the sample
+        fired more spikes than the board's trace buffer holds (``INFO_REPLY.trace_depth``),
+        the first ``trace_depth`` of them.
+    trace_length
+        Spikes in the sample's trace, as the board counted them (stored or not).
     """
 
     sample_id: int
@@ -106,6 +105,11 @@ class BoardResult:
     output_counts: np.ndarray
     counters: dict[str, int]
     trace: np.ndarray | None = None
+    trace_length: int = 0
+
+    @property
+    def trace_complete(self) -> bool:
+        return self.trace is not None and len(self.trace) == self.trace_length
 
     def mismatches(self, reference: SampleResult) -> list[str]:
         """How this result differs from the reference simulator's (empty when identical).
@@ -124,6 +128,8 @@ class BoardResult:
             "input_events": reference.input_events,
         }
         got = {"sample_id": self.sample_id, "decision": self.decision, **self.counters}
+        expected["trace_length"] = len(reference.trace)
+        got["trace_length"] = self.trace_length
         for name, value in expected.items():
             if got[name] != value:
                 out.append(f"{name}: board {got[name]}, reference {value}")
@@ -132,7 +138,9 @@ class BoardResult:
                 f"output_counts: board {self.output_counts.tolist()}, "
                 f"reference {reference.output_counts.tolist()}"
             )
-        if self.trace is not None and not np.array_equal(self.trace, reference.trace):
+        # A trace cut at the board's buffer is compared as far as it goes.
+        prefix = reference.trace[: len(self.trace)] if self.trace is not None else None
+        if self.trace is not None and not np.array_equal(self.trace, prefix):
             n = min(len(self.trace), len(reference.trace))
             diff = np.flatnonzero(np.any(self.trace[:n] != reference.trace[:n], axis=1))
             i = int(diff[0]) if len(diff) else n
@@ -183,6 +191,8 @@ class HostLink:
         self._received: deque[Packet | ProtocolError] = deque()
         self._synced = False
         self._unanswered = False  # a command with the current number may still be answered
+        self.device: InfoReply | None = None  # what the device announced after reset()
+        self.limits = PayloadLimits()  # frame sizes: MAX_PAYLOAD until the device says
 
     # ---- one command
 
@@ -290,9 +300,11 @@ class HostLink:
         self._synced = True
         try:
             self._expect(Reset(), Ok)
+            self.device = self.info()
         except ProtocolError:
             self._synced = False
             raise
+        self.limits = PayloadLimits(self.device.max_payload)
 
     def info(self) -> InfoReply:
         """The device's protocol version and core parameters."""
@@ -307,7 +319,7 @@ class HostLink:
         run: list[int] = []
         bank = addr = -1
         for b, a, w in sorted(writes):
-            if run and (b != bank or a != addr + len(run) or len(run) == _WORDS_PER_FRAME):
+            if run and (b != bank or a != addr + len(run) or len(run) == self.limits.words):
                 self._until_ready(LoadWeights(bank, addr, tuple(run)), Ok)
                 frames += 1
                 run = []
@@ -348,7 +360,7 @@ class HostLink:
                 step_of.append(t)
             records.append(END_STEP)
             step_of.append(t)
-        pieces = chunks(records, _EVENTS_PER_FRAME)
+        pieces = chunks(records, self.limits.events)
         start = 0
         for i, piece in enumerate(pieces):
             step = step_of[start] if piece else len(steps)
@@ -360,10 +372,11 @@ class HostLink:
             raise ProtocolError(
                 f"the device reports the result of sample {summary.sample_id}, not {sample_id}"
             )
-        counts = self._read_all(ResultPart.COUNTS, summary.n_outputs, _COUNTS_PER_FRAME)
+        counts = self._read_all(ResultPart.COUNTS, summary.n_outputs, self.limits.counts)
         spikes = None
         if trace:
-            rows = self._read_all(ResultPart.TRACE, summary.trace_length, _TRACE_PER_FRAME)
+            stored = min(summary.trace_length, self.device.trace_depth)
+            rows = self._read_all(ResultPart.TRACE, stored, self.limits.trace)
             spikes = np.array(rows, dtype=np.int64).reshape(-1, 3)
         return BoardResult(
             sample_id=summary.sample_id,
@@ -371,6 +384,7 @@ class HostLink:
             output_counts=np.array(counts, dtype=np.int64),
             counters=dict(zip(SUMMARY_COUNTERS, summary.counters, strict=True)),
             trace=spikes,
+            trace_length=summary.trace_length,
         )
 
     def _read_all(self, part: ResultPart, total: int, per_frame: int) -> list:

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_FRAME",
     "MAX_PAYLOAD",
     "MAX_SEQ",
+    "MIN_PAYLOAD",
     "PROTOCOL_VERSION",
     "SUMMARY_COUNTERS",
     "TRACE_RECORD_SIZE",
@@ -56,6 +57,7 @@ __all__ = [
     "Ok",
     "Packet",
     "PayloadError",
+    "PayloadLimits",
     "ProtocolError",
     "ReadResult",
     "Reset",
@@ -84,6 +86,40 @@ MAX_SEQ = 256
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE + (HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE) // 254 + 1
 END_STEP = 0xFFFF  # the EVENTS record that closes a step (channels are < 0xFFFF)
 TRACE_RECORD_SIZE = 10  # step u32, group u32, neuron u16
+MIN_PAYLOAD = 64  # the smallest max_payload a device may announce (a SUMMARY takes 44 bytes)
+
+
+@dataclass(frozen=True)
+class PayloadLimits:
+    """How many items fit in one frame for a device that accepts ``max_payload`` bytes.
+
+    A device announces its ``max_payload`` in ``INFO_REPLY`` (at most :data:`MAX_PAYLOAD`);
+    the host sizes the frames it sends and the pages it asks for from it.
+    """
+
+    max_payload: int = 1024
+
+    def __post_init__(self):
+        if not MIN_PAYLOAD <= self.max_payload <= MAX_PAYLOAD:
+            raise LengthError(
+                f"max_payload {self.max_payload} is outside {MIN_PAYLOAD}..{MAX_PAYLOAD}"
+            )
+
+    @property
+    def events(self) -> int:  # EVENTS: step u32, flags u8, records u16[n]
+        return (self.max_payload - 5) // 2
+
+    @property
+    def words(self) -> int:  # LOAD_WEIGHTS: bank u16, addr u32, words i16[n]
+        return (self.max_payload - 6) // 2
+
+    @property
+    def counts(self) -> int:  # COUNTS: offset u32, counts u32[n]
+        return (self.max_payload - 4) // 4
+
+    @property
+    def trace(self) -> int:  # TRACE: offset u32, records[n]
+        return (self.max_payload - 4) // TRACE_RECORD_SIZE
 
 
 class ErrorCode(enum.IntEnum):
@@ -512,8 +548,10 @@ class InfoReply(Message):
     weight_depth: int
     n_inputs: int
     n_outputs: int
+    trace_depth: int  # spikes of a sample's trace the device stores (its trace buffer)
+    clock_hz: int  # the core's clock (0: unknown), to turn its cycle counter into time
 
-    _FMT: ClassVar[str] = "<BHHBIII"
+    _FMT: ClassVar[str] = "<BHHBIIIII"
 
     def payload(self) -> bytes:
         return struct.pack(
@@ -525,6 +563,8 @@ class InfoReply(Message):
             self.weight_depth,
             self.n_inputs,
             self.n_outputs,
+            self.trace_depth,
+            self.clock_hz,
         )
 
     @classmethod

@@ -153,3 +153,28 @@ def test_weight_image_round_trip_and_reload():
     expected = run_sample(other, steps, state=4321, sample_id=9)
     chunk = ask(d, p.ReadResult(p.ResultPart.TRACE, 0, 1000), (seq + 2) % 256)
     assert [list(r) for r in chunk.records] == expected.trace.tolist()
+
+
+def test_announced_limits_are_enforced():
+    """A device with a smaller payload and trace buffer refuses longer frames, cuts the trace."""
+    model = small_model("fifo", seed=2)
+    d = DeviceModel(model, lanes=2, max_payload=64, trace_depth=3, clock_hz=12_000_000)
+    assert ask(d, p.Reset(), 0) == p.Ok()
+    info = ask(d, p.Info(), 1)
+    assert (info.max_payload, info.trace_depth, info.clock_hz) == (64, 3, 12_000_000)
+    words = tuple(range(30))  # 66 payload bytes
+    (r,) = replies(d, p.encode_message(p.LoadWeights(0, 0, words), 2))
+    assert r[0] == 0  # frame-level: the number is not trusted
+    error(r[1], E.BAD_LENGTH, "exceeds 64")
+    assert ask(d, p.LoadWeights(0, 0, words[:29]), 2) == p.Ok()  # 64 bytes fit
+    assert ask(d, p.StartSample(5, 77), 3) == p.Ok()
+    steps = [list(range(12))] * 3
+    records = tuple(r for s in steps for r in (*s, p.END_STEP))
+    assert ask(d, p.Events(0, False, records[:20]), 4) == p.Ok()
+    assert ask(d, p.Events(1, True, records[20:]), 5) == p.Ok()
+    summary = ask(d, p.ReadResult(p.ResultPart.SUMMARY), 6)
+    assert summary.trace_length > 3
+    chunk = ask(d, p.ReadResult(p.ResultPart.TRACE, 0, 100), 7)
+    assert len(chunk.records) == 3  # the stored part only
+    error(ask(d, p.ReadResult(p.ResultPart.TRACE, 4, 1), 8), E.BAD_PAYLOAD, "past the end")
+    assert ask(d, p.ReadResult(p.ResultPart.TRACE, 3, 1), 9).records == ()

@@ -143,10 +143,11 @@ def test_late_answer_after_a_timeout_is_not_taken_for_resets():
     device = DeviceModel(model)
     host, transport = link(device)
     host.retries = 1
-    transport.to_host = {1: "lose", 2: "stall"}  # INFO's answers: lost, then too late
-    with pytest.raises(p.LinkTimeoutError, match=r"INFO \(sequence 1\): no valid response"):
+    # reset() sent RESET and INFO (answers 0 and 1); this INFO's answers: lost, then too late
+    transport.to_host = {2: "lose", 3: "stall"}
+    with pytest.raises(p.LinkTimeoutError, match=r"INFO \(sequence 2\): no valid response"):
         host.info()
-    host.reset()  # the late INFO_REPLY (sequence 1) arrives first and is dropped
+    host.reset()  # the late INFO_REPLY (sequence 2) arrives first and is dropped
     assert host.stats.stale_responses == 1
     events = small_events(3, seed=5)
     check(host.run_samples(events, seed=model.scheduler.seed), model, events, device)
@@ -197,3 +198,22 @@ def test_mismatches_names_the_first_difference():
         board.sample_id, board.decision + 1, board.output_counts, board.counters, None
     )
     assert wrong.mismatches(reference[k])[0].startswith("decision: board")
+
+
+def test_host_follows_the_announced_limits():
+    """Frames sized by the device's max_payload; a trace longer than its buffer is cut."""
+    model = small_model("momentum", seed=5)
+    events = small_events(4, seed=6, max_steps=6)
+    device = DeviceModel(model, lanes=2, max_payload=64, trace_depth=5)
+    host, transport = link(device)
+    assert host.limits.max_payload == 64 and host.limits.events == 29
+    results = host.run_samples(events, seed=model.scheduler.seed)
+    check(results, model, events, device)
+    reference = simulate(model, events, engine="readable").samples
+    cut = [r for r, ref in zip(results, reference, strict=True) if len(ref.trace) > 5]
+    assert cut and all(len(r.trace) == 5 and not r.trace_complete for r in cut)
+    assert transport.sent > 3 * len(events)  # the events took several 64-byte frames
+    broken = cut[0]
+    broken.trace[0, 0] += 1
+    ref = next(x for x in reference if x.sample_id == broken.sample_id)
+    assert broken.mismatches(ref)[0].startswith("trace: first difference at spike 0")

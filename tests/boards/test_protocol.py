@@ -136,7 +136,7 @@ messages = st.one_of(
     st.builds(
         p.InfoReply,
         *(st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
-        *(st.integers(0, 255), *[st.integers(0, 2**32 - 1)] * 3),
+        *(st.integers(0, 255), *[st.integers(0, 2**32 - 1)] * 5),
     ),
     st.builds(
         p.Summary,
