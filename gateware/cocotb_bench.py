@@ -9,16 +9,17 @@ file (JSON), named by the environment variable ``UNLAYERED_BENCH`` or the plusar
     {"lanes", "weight_bank_bits", "weight_addr_bits", "weight_bits", "membrane_bits",
      "debug", "tb_seed", "stall_probability", "backpressure_probability", "corrupt",
      "max_idle_cycles", "results",
-     "cases": [{"name", "artifact", "events", "expected", "seed"}, ...]}
+     "cases": [{"name", "artifact", "events", "expected", "seed", "load_weights"}, ...]}
 
 Every case is a model of the shape and parameters the Verilog was built for (only the weights
 differ) with its events file and its expected results (the reference simulator's, written by
-``verify``). Per case the **driver** reloads the weights through the weight write port, then
-streams the samples' input records (``START`` with the random state, ``EVENT``, ``END_STEP``,
-``END_SAMPLE``); the **monitors** take spikes, summaries and membranes; the **model** is the
-reference simulator, run on the host beforehand (the expected file); the **checker** compares
-each sample's full trace, counters and end-of-step membranes and writes the results file (per
-sample: ok, first difference, cycles).
+``verify``). Per case the **driver** writes the weights through the weight write port (unless
+``load_weights`` is false: the first case of a block-RAM core runs on the Verilog's initial
+contents, which the bitstream would hold), then streams the samples' input records (``START``
+with the random state, ``EVENT``, ``END_STEP``, ``END_SAMPLE``); the **monitors** take
+spikes, summaries and membranes; the **model** is the reference simulator, run on the host
+beforehand (the expected file); the **checker** compares each sample's full trace, counters and
+end-of-step membranes and writes the results file (per sample: ok, first difference, cycles).
 
 Random input stalls and output backpressure come from one ``random.Random(tb_seed)``. One clock
 loop steps every driver and monitor once per cycle (two simulator triggers per cycle, not two per
@@ -276,7 +277,8 @@ async def run_bench(dut) -> dict[str, Any]:
         n_sum = len(summary.items)
 
         try:
-            wr.queue.extend(words)
+            if case["load_weights"]:
+                wr.queue.extend(words)
             load_cycles = await run_until(lambda: not wr.busy)
             ev.queue.extend(input_records(events, [s["state"] for s in expected["samples"]]))
             want = n_sum + len(events)

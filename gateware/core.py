@@ -5,19 +5,33 @@ See ``docs/gateware.md`` for the architecture, the streams and the cycle behavio
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import (
+    Array,
+    Cat,
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    Mux,
+    Signal,
+    signed,
+    unsigned,
+)
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from unlayered.sim import Model
+from unlayered.sim import Model, UnlayeredError
 
+from .fit import WEIGHT_RAMS, spram_refusal
 from .layout import CoreLayout
 from .pending import make_pending
 from .streams import InputKind, InputRecord, SpikeRecord, SummaryRecord, weight_write_layout
 
-__all__ = ["NeuronCore"]
+__all__ = ["SPIKES", "WEIGHT_RAMS", "NeuronCore"]
+
+SPIKES = ("all", "outputs")
 
 
 class NeuronCore(wiring.Component):
@@ -30,6 +44,15 @@ class NeuronCore(wiring.Component):
         elaborated as constants; its weights are the initial contents of the weight memories.
     lanes
         ``L``: membrane banks and weight banks, one synaptic operation per lane per cycle.
+    spikes
+        ``"all"``: every spike goes out on ``spikes``; ``"outputs"``: only the output layer's
+        (the counters still count every spike).
+    weight_ram
+        ``"bram"``: the weight banks are block RAMs initialized with the model's weights.
+        ``"spram"``: each bank is one iCE40 ``SB_SPRAM256KA`` (at most 4 lanes, 16384 words,
+        16 bits), which the bitstream cannot initialize: the host writes the weights through
+        ``weights`` after configuration. Elaborated without a platform (the Amaranth simulator,
+        Verilog for simulation), the SPRAM is modelled by a memory that starts at zero.
 
     Members
     -------
@@ -39,7 +62,8 @@ class NeuronCore(wiring.Component):
     weights : In(stream.Signature(weight_write_layout(...)))
         Weight memory writes ``(bank, addr, data)``; ready only while the core is idle.
     spikes : Out(stream.Signature(SpikeRecord))
-        Every spike ``(step, group, neuron)`` in trace order.
+        Every spike ``(step, group, neuron)`` in trace order (output-layer spikes only with
+        ``spikes="outputs"``).
     summary : Out(stream.Signature(SummaryRecord))
         One record per sample, after its last spike.
     membranes : Out(stream.Signature(signed(membrane_bits)))
@@ -50,10 +74,24 @@ class NeuronCore(wiring.Component):
         No sample in progress.
     """
 
-    def __init__(self, model: Model, lanes: int = 1):
+    def __init__(
+        self, model: Model, lanes: int = 1, *, spikes: str = "all", weight_ram: str = "bram"
+    ):
         model.validate()
+        refusal = None
+        if spikes not in SPIKES:
+            refusal = f"spikes must be one of {SPIKES}, got {spikes!r}"
+        elif weight_ram not in WEIGHT_RAMS:
+            refusal = f"weight_ram must be one of {WEIGHT_RAMS}, got {weight_ram!r}"
+        elif weight_ram == "spram" and (why := spram_refusal(model, lanes)):
+            refusal = f'weight_ram="spram": {why}'
+        if refusal:
+            self._MustUse__silence = True  # refused: no "created but never used" warning
+            raise UnlayeredError(refusal)
         self._model = model
         self._lanes = lanes
+        self._spikes = spikes
+        self._weight_ram = weight_ram
         self._layout = CoreLayout.from_model(model, lanes)
         lay = self._layout
         super().__init__(
@@ -89,19 +127,70 @@ class NeuronCore(wiring.Component):
         top_bucket = n_buckets - 1
 
         # ---- memories -------------------------------------------------------------------
-        image = lay.weight_image(model)
-        v_wp, v_rp, w_wp, w_rp = [], [], [], []
+        v_wp, v_rp = [], []
         for b in range(nbanks):
             vm = Memory(shape=mb + 1, depth=max(depth, 2), init=[])
-            wm = Memory(shape=signed(wb), depth=max(lay.weight_depth, 2), init=image[b].tolist())
             m.submodules[f"membrane{b}"] = vm
-            m.submodules[f"weight{b}"] = wm
             wp = vm.write_port()
             v_wp.append(wp)
             v_rp.append(vm.read_port(transparent_for=(wp,)))
-            w_wp.append(wm.write_port())
-            w_rp.append(wm.read_port())
         v_rdata = Array(rp.data for rp in v_rp)
+        # Weight bank b: the delivery pipeline reads ``w_raddr[b]`` (the word arrives in
+        # ``w_rdata[b]`` after the clock edge); the weights port writes ``wr`` while the core is
+        # idle (``w_we[b]``).
+        wr = self.weights.payload
+        wdepth = max(lay.weight_depth, 2)
+        w_raddr = [Signal(range(wdepth), name=f"w_raddr{b}") for b in range(nbanks)]
+        w_rdata = [Signal(signed(wb), name=f"w_rdata{b}") for b in range(nbanks)]
+        w_we = [Signal(name=f"w_we{b}") for b in range(nbanks)]
+        image = lay.weight_image(model)
+        for b in range(nbanks):
+            if self._weight_ram == "bram":
+                wm = Memory(shape=signed(wb), depth=wdepth, init=image[b].tolist())
+                m.submodules[f"weight{b}"] = wm
+                wp, rp = wm.write_port(), wm.read_port()
+                m.d.comb += [
+                    wp.addr.eq(wr.addr),
+                    wp.data.eq(wr.data),
+                    wp.en.eq(w_we[b]),
+                    rp.addr.eq(w_raddr[b]),
+                    w_rdata[b].eq(rp.data),
+                ]
+                continue
+            # SPRAM: one port, the write address while writing, else the read address; the
+            # 16-bit word holds the weight sign-extended.
+            addr, wdata, dataout = Signal(14), Signal(16), Signal(16)
+            m.d.comb += [
+                addr.eq(Mux(w_we[b], wr.addr, w_raddr[b])),
+                wdata.eq(wr.data),
+                w_rdata[b].eq(dataout[:wb].as_signed()),
+            ]
+            if platform is None:  # what the board holds at power-up: zeros, not the weights
+                sm = Memory(shape=16, depth=wdepth, init=[])
+                m.submodules[f"weight{b}"] = sm
+                wp, rp = sm.write_port(), sm.read_port()
+                m.d.comb += [
+                    wp.addr.eq(addr),
+                    wp.data.eq(wdata),
+                    wp.en.eq(w_we[b]),
+                    rp.addr.eq(addr),
+                    rp.en.eq(~w_we[b]),  # DATAOUT holds during a write
+                    dataout.eq(rp.data),
+                ]
+            else:
+                m.submodules[f"weight{b}"] = Instance(
+                    "SB_SPRAM256KA",
+                    i_ADDRESS=addr,
+                    i_DATAIN=wdata,
+                    i_MASKWREN=Const(0b1111, 4),
+                    i_WREN=w_we[b],
+                    i_CHIPSELECT=Const(1, 1),
+                    i_CLOCK=ClockSignal(),
+                    i_STANDBY=Const(0, 1),
+                    i_SLEEP=Const(0, 1),
+                    i_POWEROFF=Const(1, 1),  # active low
+                    o_DATAOUT=dataout,
+                )
 
         def vpart(word):
             return word[:mb].as_signed()
@@ -209,10 +298,10 @@ class NeuronCore(wiring.Component):
         ]
         for b in range(nbanks):
             m.d.comb += [
-                w_rp[b].addr.eq(a_row + a_k),
+                w_raddr[b].eq(a_row + a_k),
                 v_rp[b].addr.eq(a2_vaddr[b]),
             ]
-            m.d.sync += w_q[b].eq(w_rp[b].data)  # the weight of stage A2's read, for stage B
+            m.d.sync += w_q[b].eq(w_rdata[b])  # the weight of stage A2's read, for stage B
         with m.If(a_active):
             m.d.sync += [
                 a2_valid.eq(1),
@@ -398,18 +487,22 @@ class NeuronCore(wiring.Component):
         m.d.comb += spk_free.eq(~spk_valid | self.spikes.ready)
 
         def emit_spike(neuron, layer, group, bucket):
-            """Send a fired neuron's spike out and count it; a hidden spike enters the pending
-            structure (semantics 5.4). Both evaluation paths (fused drain, separate pass) call
-            this, so they cannot drift apart."""
+            """Count a fired neuron's spike and send it out (with ``spikes="outputs"`` only an
+            output neuron's); a hidden spike enters the pending structure (semantics 5.4). Both
+            evaluation paths (fused drain, separate pass) call this, so they cannot drift
+            apart."""
             m.d.sync += [
-                spk_valid.eq(1),
                 spk.step.eq(step),
                 spk.group.eq(group),
                 spk.neuron.eq(neuron),
                 c_spikes.eq(c_spikes + 1),
             ]
+            if self._spikes == "all":
+                m.d.sync += spk_valid.eq(1)
             with m.If(layer == nl - 1):
                 m.d.sync += out_fired.eq(1)
+                if self._spikes == "outputs":
+                    m.d.sync += spk_valid.eq(1)
             with m.Else():
                 m.d.comb += [
                     pend.push_valid.eq(1),
@@ -510,14 +603,8 @@ class NeuronCore(wiring.Component):
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += [self.idle.eq(1), self.events.ready.eq(1), self.weights.ready.eq(1)]
-                wr = self.weights.payload
                 for b in range(nbanks):
-                    with m.If(self.weights.valid & (wr.bank == b)):
-                        m.d.comb += [
-                            w_wp[b].addr.eq(wr.addr),
-                            w_wp[b].data.eq(wr.data),
-                            w_wp[b].en.eq(1),
-                        ]
+                    m.d.comb += w_we[b].eq(self.weights.valid & (wr.bank == b))
                 with m.If(self.events.valid & (ev.kind == InputKind.START)):
                     m.d.comb += [pend.seed.eq(ev.data), pend.load.eq(1)]
                     m.d.sync += [

@@ -20,11 +20,12 @@ that needs the fewest blocks (yosys's memory mapping does the same; it may also 
 memories into LUTs, so the block counts are an upper bound). Devices:
 
 - iCE40 UP5K: 30 EBR of 4 kbit (256x16, 512x8, 1024x4, 2048x2) and 4 SPRAM of 256 kbit
-  (16384x16, single port). SPRAM **cannot be initialized by the bitstream**: a weight memory
-  placed there must be written by the host through the core's weight port after configuration
-  (which the core supports: weights are written only while it is idle, so a single-port RAM
-  serves both the reads and the writes). Membranes are read and written in the same cycle and
-  stay in EBR.
+  (16384x16, single port). With ``NeuronCore(..., weight_ram="spram")`` each lane's weight bank
+  is one SPRAM (so at most 4 lanes, 16384 words per bank and 16-bit weights:
+  :func:`spram_refusal`). SPRAM **cannot be initialized by the bitstream**: the host loads the
+  weights through the core's weight port at start-up (weights are written only while the core
+  is idle, so a single-port RAM serves both the reads and the writes). Membranes are read and
+  written in the same cycle and stay in EBR.
 - ECP5 LFE5U-25F / 45F / 85F: 56 / 108 / 208 EBR of 18 kbit (16384x1, 8192x2, 4096x4, 2048x9,
   1024x18, 512x36).
 """
@@ -33,11 +34,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from unlayered.sim import Model
+from unlayered.sim import Model, UnlayeredError
 
 from .layout import CoreLayout
 
-__all__ = ["DEVICES", "fit_estimate", "memories"]
+__all__ = ["DEVICES", "WEIGHT_RAMS", "fit_estimate", "memories", "spram_refusal"]
+
+WEIGHT_RAMS = ("bram", "spram")  # NeuronCore's weight_ram
 
 # Block RAM aspect ratios (depth, width) and block counts of the target devices.
 _ICE40_EBR = ((256, 16), (512, 8), (1024, 4), (2048, 2))
@@ -57,6 +60,25 @@ DEVICES: dict[str, dict[str, Any]] = {
     "ecp5-45f": {"family": "ecp5", "ebr": 108, "ebr_bits": 18432, "ebr_shapes": _ECP5_EBR},
     "ecp5-85f": {"family": "ecp5", "ebr": 208, "ebr_bits": 18432, "ebr_shapes": _ECP5_EBR},
 }
+
+
+SPRAM_NOTE = (
+    "weights in SPRAM are loaded by the host at start-up (through the weight port), since SPRAM "
+    "cannot be initialised by the bitstream"
+)
+
+
+def spram_refusal(model: Model, lanes: int) -> str | None:
+    """Why the weight banks cannot be one ``SB_SPRAM256KA`` per lane, or ``None`` if they can."""
+    up5k = DEVICES["ice40-up5k"]
+    words, width = up5k["spram_shape"]
+    depth = CoreLayout.from_model(model, lanes).weight_depth
+    if lanes > up5k["spram"]:
+        return f"{lanes} lanes need {lanes} SPRAMs, the UP5K has {up5k['spram']}"
+    if depth > words:
+        return f"{depth} weight words per bank, an SPRAM holds {words}"
+    assert model.weight_bits <= width  # Model.validate: at most 16 bits
+    return None
 
 
 def _blocks(depth: int, width: int, shapes) -> int:
@@ -114,8 +136,11 @@ def _pending_register_bits(model: Model) -> int:
     return 0
 
 
-def fit_estimate(model: Model, lanes: int = 1) -> dict[str, Any]:
+def fit_estimate(model: Model, lanes: int = 1, weight_ram: str = "bram") -> dict[str, Any]:
     """Memory needed by the core for ``model`` on ``lanes`` lanes, and which devices it fits.
+
+    ``weight_ram`` is the core's option (``"bram"``: weights in block RAM, initialized by the
+    bitstream; ``"spram"``: one iCE40 SPRAM per lane, loaded by the host at start-up).
 
     Returns
     -------
@@ -123,17 +148,23 @@ def fit_estimate(model: Model, lanes: int = 1) -> dict[str, Any]:
         ``bits``: totals by kind (``synapses`` including padding, ``synapses_logical`` = weights
         of the network x ``weight_bits``, ``membranes`` including the refractory bits,
         ``pending``, ``pending_registers``, ``total`` of the RAMs); ``memories``: each memory
-        with its depth, width, bits and the blocks it takes per device family; ``devices``: per
-        device, the blocks used and available, ``fits`` (everything in EBR) and, for the iCE40
-        UP5K, ``fits_with_spram`` (weights in SPRAM, the rest in EBR; the host must then load
-        the weights after configuration, SPRAM cannot be initialized by the bitstream).
+        with its depth, width, bits, the blocks it takes per device family and ``ram`` (where
+        it goes with this ``weight_ram``: ``bram`` or ``spram``); ``weight_ram`` and
+        ``weight_loading`` (``bitstream`` or ``host``, with ``note``); ``devices``: per device,
+        ``ebr_used`` and ``spram_used`` with this ``weight_ram`` and what is available, ``fits``
+        and, for the iCE40 UP5K, the SPRAM alternative whatever ``weight_ram`` is:
+        ``spram_used_for_weights``, ``ebr_used_with_spram``, ``fits_with_spram`` and
+        ``spram_refusal`` (why the core cannot put the weights in SPRAM, or ``None``); ``fits``
+        and ``fits_with_spram`` list the devices.
     """
     model.validate()
+    if weight_ram not in WEIGHT_RAMS:
+        raise UnlayeredError(f"weight_ram must be one of {WEIGHT_RAMS}, got {weight_ram!r}")
     mems = memories(model, lanes)
     for m in mems:
         m["ice40_ebr"] = _blocks(m["depth"], m["width"], _ICE40_EBR)
         m["ecp5_ebr"] = _blocks(m["depth"], m["width"], _ECP5_EBR)
-        m["ice40_spram"] = _blocks(m["depth"], m["width"], (DEVICES["ice40-up5k"]["spram_shape"],))
+        m["ram"] = "spram" if weight_ram == "spram" and m["kind"] == "synapses" else "bram"
     by_kind: dict[str, int] = {"synapses": 0, "membranes": 0, "pending": 0}
     for m in mems:
         by_kind[m["kind"]] += m["bits"]
@@ -144,27 +175,29 @@ def fit_estimate(model: Model, lanes: int = 1) -> dict[str, Any]:
         "pending_registers": _pending_register_bits(model),
         "total": sum(by_kind.values()),
     }
+    refusal = spram_refusal(model, lanes)
+    spram = lanes if weight_ram == "spram" else 0
     devices = {}
     for name, dev in DEVICES.items():
         key = f"{dev['family']}_ebr"
-        ebr = sum(m[key] for m in mems)
+        ebr = sum(m[key] for m in mems if m["ram"] == "bram")
+        rest = sum(m[key] for m in mems if m["kind"] != "synapses")
         entry: dict[str, Any] = {
             "ebr_used": ebr,
             "ebr_available": dev["ebr"],
             "ebr_bits_available": dev["ebr"] * dev["ebr_bits"],
-            "fits": ebr <= dev["ebr"],
+            "spram_used": spram,
+            "spram_available": dev.get("spram", 0),
+            "fits": ebr <= dev["ebr"] and spram <= dev.get("spram", 0) and not (spram and refusal),
         }
         if "spram" in dev:
-            spram = sum(m["ice40_spram"] for m in mems if m["kind"] == "synapses")
-            rest = sum(m[key] for m in mems if m["kind"] != "synapses")
             entry.update(
                 {
-                    "spram_used_for_weights": spram,
-                    "spram_available": dev["spram"],
+                    "spram_used_for_weights": lanes,
                     "ebr_used_with_spram": rest,
-                    "fits_with_spram": spram <= dev["spram"] and rest <= dev["ebr"],
-                    "note": "SPRAM cannot be initialized by the bitstream: with weights in "
-                    "SPRAM the host loads them through the weight port after configuration",
+                    "fits_with_spram": refusal is None and rest <= dev["ebr"],
+                    "spram_refusal": refusal,
+                    "note": SPRAM_NOTE,
                 }
             )
         devices[name] = entry
@@ -174,6 +207,12 @@ def fit_estimate(model: Model, lanes: int = 1) -> dict[str, Any]:
         "sources": model.n_inputs + model.n_neurons,
         "synapses": synapses,
         "scheduler": model.scheduler.name,
+        "weight_ram": weight_ram,
+        "weight_loading": "host" if weight_ram == "spram" else "bitstream",
+        "note": SPRAM_NOTE
+        if weight_ram == "spram"
+        else "weights are the block RAMs' initial "
+        "contents in the bitstream (the host may rewrite them through the weight port)",
         "bits": bits,
         "memories": mems,
         "devices": devices,

@@ -87,29 +87,39 @@ def generate(
     lanes: int = 1,
     name: str = TOPLEVEL,
     icarus: bool = False,
+    spikes: str = "all",
+    weight_ram: str = "bram",
 ) -> dict[str, Path]:
     """Write the core of ``model`` with ``lanes`` lanes and everything that describes it.
 
     Files in ``out_dir``: ``{name}.v`` (the Verilog; ``icarus`` applies the Icarus time-0 fix,
-    for simulation only), ``{name}.json`` (ports), ``{name}.layout.json`` (memory layout, for
-    weight reloads), ``config.json`` (the resolved configuration: the model's manifest, lanes,
-    top-level name), ``fit.json`` (:func:`.fit.fit_estimate`) and ``model.npz`` (the artifact,
-    whose weights are the memories' initial contents).
+    for simulation only), ``{name}_init/`` (the memories' initial contents, ``$readmemh``
+    files named relative to the Verilog's directory: run simulators there), ``{name}.json``
+    (ports), ``{name}.layout.json`` (memory layout, for weight reloads), ``config.json`` (the
+    resolved configuration: the model's manifest, lanes, top-level name, ``spikes``,
+    ``weight_ram``), ``fit.json`` (:func:`.fit.fit_estimate`) and ``model.npz`` (the artifact,
+    whose weights are the block RAMs' initial contents; with ``weight_ram="spram"`` the host
+    loads them). ``spikes`` and ``weight_ram`` are :class:`.core.NeuronCore`'s options.
 
     Returns
     -------
     dict
-        Paths, keys ``verilog``, ``ports``, ``layout``, ``config``, ``fit``, ``artifact``.
+        Paths, keys ``verilog``, ``memories``, ``ports``, ``layout``, ``config``, ``fit``,
+        ``artifact``.
     """
     from .generate import generate_verilog  # Amaranth: imported only when generating
 
     model.validate()
     out = Path(out_dir)
-    paths = generate_verilog(model, out, lanes=lanes, name=name, icarus=icarus)
+    paths = generate_verilog(
+        model, out, lanes=lanes, name=name, icarus=icarus, spikes=spikes, weight_ram=weight_ram
+    )
     layout = CoreLayout.from_model(model, lanes)
     config = {
         "top": name,
         "lanes": lanes,
+        "spikes": spikes,
+        "weight_ram": weight_ram,
         "icarus_fix": icarus,
         "weight_depth": layout.weight_depth,
         "membrane_depth": layout.bank_depth,
@@ -118,20 +128,25 @@ def generate(
     paths["config"] = out / "config.json"
     paths["config"].write_text(json.dumps(config, indent=1) + "\n")
     paths["fit"] = out / "fit.json"
-    paths["fit"].write_text(json.dumps(fit_estimate(model, lanes), indent=1) + "\n")
+    fit = fit_estimate(model, lanes, weight_ram)
+    paths["fit"].write_text(json.dumps(fit, indent=1) + "\n")
     paths["artifact"] = save_model(model, out / "model.npz")
     return paths
 
 
-def _expected(model: Model, events: EventSamples, seed: int, membranes: bool, engine: str):
+def _expected(
+    model: Model, events: EventSamples, seed: int, membranes: bool, engine: str, spikes: str
+):
     ref = simulate(model, events, seed=seed, engine=engine, record_membranes=membranes)
+    first_output = model.layer_starts[-1]
     samples = []
     for s, r in enumerate(ref.samples):
+        trace = r.trace if spikes == "all" else r.trace[r.trace[:, 2] >= first_output]
         samples.append(
             {
                 "sample_id": int(events.sample_ids[s]),
                 "state": sample_seed(seed, int(events.sample_ids[s])),
-                "trace": r.trace.tolist(),
+                "trace": trace.tolist(),
                 "counters": {
                     "steps": int(r.steps),
                     "spikes": int(r.spikes.sum()),
@@ -179,15 +194,21 @@ def verify_cases(
     corrupt: bool = False,
     max_idle_cycles: int = 100_000,
     build_dir: str | os.PathLike | None = None,
+    spikes: str = "all",
+    weight_ram: str = "bram",
 ) -> dict[str, Any]:
     """Verify several models of one hardware shape in one simulator start.
 
     The Verilog is generated for ``cases[0]``'s model; every case must have the same
-    :func:`hardware_key` (only weights and the scheduler seed may differ) and is loaded through
-    the weight port before its samples run. Parameters are those of :func:`verify`; ``seed``
+    :func:`hardware_key` (only weights and the scheduler seed may differ). Case 0 runs on the
+    Verilog's initial weight memories (the ``$readmemh`` files: what the bitstream holds), every
+    later case, and with ``weight_ram="spram"`` case 0 too, is loaded through the weight port
+    before its samples run. Parameters are those of :func:`verify`; ``seed``
     overrides every case's scheduler seed. ``corrupt`` flips one bit of one spike after the
     monitor took it (the negative test: the report must then show a mismatch). ``build_dir``
-    is the simulator's build directory (default ``out_dir/sim_build``).
+    is the simulator's build directory (default ``out_dir/sim_build``). ``spikes`` and
+    ``weight_ram`` are the core's options (with ``spikes="outputs"`` the expected trace is the
+    reference's output-layer spikes).
 
     Returns
     -------
@@ -222,7 +243,14 @@ def verify_cases(
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    paths = generate(base, out / "hdl", lanes=lanes, icarus=simulator == "icarus")
+    paths = generate(
+        base,
+        out / "hdl",
+        lanes=lanes,
+        icarus=simulator == "icarus",
+        spikes=spikes,
+        weight_ram=weight_ram,
+    )
     timings["generate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -232,7 +260,7 @@ def verify_cases(
         stem = cases_dir / f"case_{k}"
         artifact = save_model(model, f"{stem}.model.npz") if k else paths["artifact"]
         save_events(events, f"{stem}.events.npz")
-        expected = _expected(model, events, case_seed, debug, engine)
+        expected = _expected(model, events, case_seed, debug, engine, spikes)
         Path(f"{stem}.expected.json").write_text(json.dumps(expected) + "\n")
         entries.append(
             {
@@ -241,6 +269,8 @@ def verify_cases(
                 "events": f"{stem}.events.npz",
                 "expected": f"{stem}.expected.json",
                 "seed": case_seed,
+                # block RAM starts with case 0's weights; SPRAM starts at zero
+                "load_weights": k > 0 or weight_ram == "spram",
             }
         )
     timings["reference"] = time.perf_counter() - t0
@@ -303,7 +333,7 @@ def verify_cases(
                 hdl_toplevel=TOPLEVEL,
                 test_module=BENCH_MODULE,
                 build_dir=build_dir,
-                test_dir=out,
+                test_dir=paths["verilog"].parent,  # $readmemh names are relative to it
                 results_xml=str(xml),
                 timescale=("1ns", "1ps"),
                 extra_env={
@@ -348,6 +378,8 @@ def verify_cases(
     report = {
         "simulator": simulator,
         "lanes": lanes,
+        "spikes": spikes,
+        "weight_ram": weight_ram,
         "scheduler": base.scheduler.name,
         "group_size": base.scheduler.group_size,
         "tb_seed": tb_seed,
@@ -387,6 +419,8 @@ def verify(
     backpressure_probability: float = 0.3,
     debug: bool = True,
     engine: str = "compiled",
+    spikes: str = "all",
+    weight_ram: str = "bram",
 ) -> dict[str, Any]:
     """Run the generated Verilog of ``model`` on ``events`` and compare with the reference.
 
@@ -412,6 +446,11 @@ def verify(
         Enable the membrane read-out and compare end-of-step membranes too.
     engine
         Reference simulator engine.
+    spikes, weight_ram
+        The core's options (:class:`.core.NeuronCore`): ``"all"`` or ``"outputs"`` (the trace
+        is then compared with the reference's output-layer spikes; the counters count all),
+        ``"bram"`` or ``"spram"`` (weights in SPRAM start at zero and are loaded through the
+        weight port, as on the board; the bench loads every case's weights in either case).
 
     Returns
     -------
@@ -430,4 +469,6 @@ def verify(
         backpressure_probability=backpressure_probability,
         debug=debug,
         engine=engine,
+        spikes=spikes,
+        weight_ram=weight_ram,
     )

@@ -166,6 +166,21 @@ def test_icarus(tmp_path, scheduler, group_size, lanes):
     assert report["cases_count"] == CASES_PER_START
 
 
+# The core's options: every scheduler, lanes 1-4 (one SPRAM per lane at most).
+OPTIONS = [("sync", 0, 1), ("fifo", 1, 4), ("random", 4, 2), ("momentum", 4, 3)]
+
+
+@pytest.mark.parametrize(("scheduler", "group_size", "lanes"), OPTIONS)
+def test_icarus_output_spikes_weights_in_spram(tmp_path, scheduler, group_size, lanes):
+    """``spikes="outputs"`` (trace compared with the reference's output-layer spikes) and
+    ``weight_ram="spram"`` (its simulation model starts at zero; the bench loads each case)."""
+    report = run_config(
+        tmp_path, "icarus", scheduler, group_size, lanes, 5, spikes="outputs", weight_ram="spram"
+    )
+    assert_passed(report)
+    assert (report["spikes"], report["weight_ram"]) == ("outputs", "spram")
+
+
 @pytest.mark.parametrize(("scheduler", "group_size", "lanes"), VERILATOR_DEFAULT)
 def test_verilator(tmp_path, scheduler, group_size, lanes):
     assert_passed(run_config(tmp_path, "verilator", scheduler, group_size, lanes, 10))

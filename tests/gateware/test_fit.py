@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from unlayered.gateware.fit import fit_estimate, memories
-from unlayered.sim import LayerSpec, Model, SchedulerSpec
+from unlayered.sim import LayerSpec, Model, SchedulerSpec, UnlayeredError
 
 
 def dense_model(sizes, n_inputs, scheduler="fifo", weight_bits=8, membrane_bits=16, **kw):
@@ -65,14 +65,43 @@ def test_momentum_registers_grow_with_buckets():
 
 
 def test_spram_on_the_up5k():
-    # 64-256-10 at 8 bits: 18944 weights = 151 kbit, more than the 120 kbit of EBR, 2 SPRAMs.
-    est = fit_estimate(dense_model((256, 10), 64), lanes=1)
+    # 64-256-10 at 8 bits: 18944 weights = 151 kbit, more than the 120 kbit of EBR. One SPRAM
+    # per lane (16384 words): one lane holds all 18944 words in its bank, too many; two lanes
+    # 64 x 128 + 256 x 5 = 9472 words each.
+    model = dense_model((256, 10), 64)
+    one = fit_estimate(model, lanes=1)["devices"]["ice40-up5k"]
+    assert not one["fits"] and not one["fits_with_spram"]
+    assert one["spram_refusal"] == "18944 weight words per bank, an SPRAM holds 16384"
+    est = fit_estimate(model, lanes=2)
     up5k = est["devices"]["ice40-up5k"]
-    assert not up5k["fits"]
+    assert not up5k["fits"] and up5k["spram_used"] == 0
     assert up5k["fits_with_spram"] and up5k["spram_used_for_weights"] == 2
-    assert "cannot be initialized" in up5k["note"]
+    # membranes: 133 words x 17 bits, 2 blocks per bank; pending FIFO 329 x 16: 2 blocks
+    assert up5k["ebr_used_with_spram"] == 2 * 2 + 2
+    assert up5k["spram_refusal"] is None
+    assert "cannot be initialised by the bitstream" in up5k["note"]
     assert est["fits_with_spram"] == ["ice40-up5k"]
     assert "ecp5-25f" in est["fits"]
+    assert est["weight_loading"] == "bitstream"
+    assert fit_estimate(model, lanes=8)["devices"]["ice40-up5k"]["spram_refusal"] == (
+        "8 lanes need 8 SPRAMs, the UP5K has 4"
+    )
+
+
+def test_weights_in_spram():
+    """With ``weight_ram="spram"`` the weights leave the EBR count and only the UP5K fits."""
+    model = dense_model((256, 10), 64)
+    est = fit_estimate(model, lanes=2, weight_ram="spram")
+    assert est["weight_ram"] == "spram" and est["weight_loading"] == "host"
+    assert "loaded by the host at start-up" in est["note"]
+    assert [m["ram"] for m in est["memories"]] == ["spram"] * 2 + ["bram"] * 3
+    up5k = est["devices"]["ice40-up5k"]
+    assert up5k["fits"] and up5k["spram_used"] == 2 and up5k["ebr_used"] == 6
+    assert est["fits"] == ["ice40-up5k"]  # no SPRAM on the ECP5
+    assert est["bits"] == fit_estimate(model, lanes=2)["bits"]
+    assert fit_estimate(model, lanes=1, weight_ram="spram")["fits"] == []  # refused, see above
+    with pytest.raises(UnlayeredError, match="weight_ram"):
+        fit_estimate(model, weight_ram="flash")
 
 
 def test_mnist_sized_network_needs_the_85f():
