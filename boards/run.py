@@ -43,11 +43,14 @@ def run_samples_on_board(
     link: HostLink,
     *,
     trace: bool = True,
+    load: bool = True,
     clock=time.monotonic,
     progress=None,
 ) -> dict[str, Any]:
     """Reset the board, load ``model``'s weights, run every sample and compare with ``sim``.
 
+    ``load=False`` keeps the board's weights: only right for a bitstream built from ``model``
+    with its weights in block RAM (the comparison would show anything else).
     ``clock`` measures the link's time (the simulated board passes its simulated clock).
     Returns the report (see ``docs/boards.md``): agreement, accuracy, mismatches,
     throughput with link and core time separated, link statistics.
@@ -56,7 +59,7 @@ def run_samples_on_board(
     check_compatible(model, link)
     info = link.device
     started = clock()
-    frames = link.load_weights(model, lanes=info.lanes)
+    frames = link.load_weights(model, lanes=info.lanes) if load else 0
     load_seconds = clock() - started
     reference = simulate(model, events).samples
     results, mismatches = [], []

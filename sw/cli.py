@@ -318,20 +318,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from unlayered.gateware.verify import simulator_available, verify
-    from unlayered.sim import UnlayeredError, load_events, load_model
+    from unlayered.sim import UnlayeredError, load_model
 
     if not simulator_available(args.simulator):
         raise UnlayeredError(f"simulator {args.simulator!r} is not installed")
     model = load_model(args.artifact)
-    if args.events is not None:
-        events = load_events(args.events)
-        if args.samples < len(events):
-            events = events.select(range(args.samples))
-    else:
-        from unlayered.sw.evaluate import dataset_for, split_events
-
-        dataset = dataset_for(model, args.dataset)
-        events = split_events(dataset, args.split, args.samples)
+    events = _load_samples(model, args)
     report = verify(
         model,
         events,
@@ -359,6 +351,75 @@ def cmd_verify(args: argparse.Namespace) -> int:
             + (f": {report['error']}" if report["error"] else "")
         )
     print("passed      every trace, count and membrane equals the reference simulator's")
+    return 0
+
+
+def _load_samples(model, args: argparse.Namespace):
+    """The samples a verb runs: ``--events FILE`` or the first ``--samples`` of a dataset."""
+    from unlayered.sim import load_events
+
+    if args.events is not None:
+        events = load_events(args.events)
+        return events.select(range(args.samples)) if args.samples < len(events) else events
+    from unlayered.sw.evaluate import dataset_for, split_events
+
+    return split_events(dataset_for(model, args.dataset), args.split, args.samples)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    from unlayered.boards.host import HostLink
+    from unlayered.boards.run import run_samples_on_board, simulated_link
+    from unlayered.boards.targets import get_target
+    from unlayered.sim import UnlayeredError, load_model
+
+    model = load_model(args.artifact)
+    events = _load_samples(model, args)
+    target = get_target(args.board)
+    lanes = args.lanes or target.lanes
+    if args.sim:
+        link, board = simulated_link(
+            model,
+            lanes=lanes,
+            max_payload=target.max_payload,
+            trace_depth=target.trace_depth,
+            weight_ram=target.weight_ram,
+        )
+        clock, where = board.clock, f"simulated {target.name} top (Amaranth simulator)"
+    else:
+        from unlayered.boards.serial_transport import SerialTransport
+
+        transport = SerialTransport(args.port, args.baud or target.baud)
+        link = HostLink(transport, timeout=args.timeout)
+        clock, where = time.monotonic, f"{args.port} at {args.baud or target.baud} baud"
+    report = run_samples_on_board(
+        model, events, link, trace=not args.no_trace, clock=clock, load=not args.no_load_weights
+    )
+    report["board"] = where
+    if args.report:
+        _write_report(args.report, report)
+    print(f"board       {where}")
+    print(f"samples     {report['samples']}, {report['agree']} identical to the reference")
+    if report["accuracy"] is not None:
+        print(f"accuracy    {100 * report['accuracy']:.1f} %")
+    if report["traces_cut"]:
+        print(f"traces      {report['traces_cut']} longer than the board's buffer: prefix compared")
+    rate = report["samples_per_second"]
+    if rate:
+        core = report["core_seconds"]
+        split = f" (core {core:.4f} s, link {report['link_seconds']:.4f} s)" if core else ""
+        print(f"throughput  {rate:.1f} samples/s over {report['seconds']:.3f} s{split}")
+    stats = report["link"]
+    print(f"link        {stats['commands']} commands, {stats['retransmissions']} retransmissions")
+    if args.report:
+        print(f"report      {args.report}")
+    if report["mismatches"]:
+        first = report["mismatches"][0]
+        raise UnlayeredError(
+            f"{len(report['mismatches'])} difference(s) from the reference simulator; first: "
+            f"sample {first['sample']}: {first['difference']}"
+        )
     return 0
 
 
@@ -635,6 +696,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="build directory and report (out/verify)",
     )  # fmt: skip
     p.set_defaults(func=cmd_verify, parser=p)
+
+    p = verbs.add_parser(
+        "run",
+        help="run samples on a board (or the simulated board) and compare with the reference",
+        description="Reset the board, load the model's weights, stream samples over the host "
+        "link, read every result back and compare it with the reference simulator: accuracy, "
+        "mismatches, throughput with link and core time separated. --sim runs the board top "
+        "(UART, link engine, core) in the Amaranth simulator on simulated time.",
+    )
+    p.add_argument("artifact", type=Path, help="model artifact (.npz)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", metavar="DEV", help="serial port of the board (/dev/ttyUSB1)")
+    where.add_argument("--sim", action="store_true", help="the simulated board top")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--dataset", help="dataset (default: the one in the artifact's encoding)")
+    source.add_argument("--events", type=Path, metavar="FILE", help="events file (.npz)")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="split (test)")
+    p.add_argument("--samples", type=int, default=10, metavar="N", help="first N samples (10)")
+    p.add_argument("--board", default="icebreaker", help="board the bitstream is for (icebreaker)")
+    p.add_argument("--lanes", type=int, choices=(1, 2, 4, 8), help="lanes (the board's)")
+    p.add_argument("--baud", type=int, help="serial bit rate (the board's)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds per response (1.0)")
+    p.add_argument("--no-trace", action="store_true", help="do not read and compare the traces")
+    p.add_argument(
+        "--no-load-weights", action="store_true",
+        help="keep the weights the board has (only for a bitstream built from this model, "
+        "with weights in block RAM)",
+    )  # fmt: skip
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    p.set_defaults(func=cmd_run, parser=p)
     return parser
 
 
