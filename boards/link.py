@@ -82,6 +82,8 @@ class LinkEngine(wiring.Component):
         To the core's ``events`` and ``weights`` streams.
     spikes, summary : In(stream.Signature(...))
         From the core's ``spikes`` and ``summary`` streams.
+    counters : In(SummaryRecord)
+        The core's counters (the last sample's once its summary record was sent).
     running : Out(1)
         A sample is in progress on the core (fed or still computing).
     computing : Out(1)
@@ -117,6 +119,7 @@ class LinkEngine(wiring.Component):
                 ),
                 "spikes": In(stream.Signature(SpikeRecord)),
                 "summary": In(stream.Signature(SummaryRecord)),
+                "counters": In(SummaryRecord),
                 "running": Out(1),
                 "computing": Out(1),
                 "link_error": Out(1),
@@ -202,8 +205,6 @@ class LinkEngine(wiring.Component):
         err_arg = Signal(32)
         index = Signal(16)  # loop counter of the current state
         entries = Signal(16)  # entries of a COUNTS or TRACE page
-        offset = Signal(32)
-        check_step = Signal(32)  # the step a record being validated belongs to
         check_open = Signal()  # the validated records leave a step open
         first_segment = Signal()  # validating records of the step already open on the core
 
@@ -212,6 +213,14 @@ class LinkEngine(wiring.Component):
         ev_step, ev_flags = fixed[0:32], fixed[32:40]
         rr_part, rr_offset, rr_count = fixed[0:8], fixed[8:40], fixed[40:56]
         lw_count = (payload_length - 6)[1:]
+        # Weight addresses and result indices are narrow; a wide field is out of range as soon
+        # as a bit above the narrow part is set.
+        addr_bits = max(1, lay.weight_depth.bit_length())
+        lw_addr_low = lw_addr[:addr_bits]
+        lw_addr_wide = lw_addr[addr_bits:] != 0
+        index_bits = max(n_out, self._trace_depth).bit_length()
+        rr_offset_low = rr_offset[:index_bits]
+        rr_offset_wide = rr_offset[index_bits:] != 0
         ev_count = (payload_length - 5)[1:]
 
         # ---- 16-bit items of the payload (weights, records), one at a time: the low byte is
@@ -257,25 +266,30 @@ class LinkEngine(wiring.Component):
             m.d.comb += [item_start.eq(1), item_base.eq(base)]
             m.d.sync += item_count.eq(count)
 
-        # ---- response bytes into the transmitter's slot, up to 12 per load ---------------
-        sh = Signal(96)
-        sh_left = Signal(range(13))
+        # ---- response bytes into the transmitter's slot: a state that emits a value stays
+        # until its last byte is written, one byte per cycle. Each state selects its own byte,
+        # so the only wide multiplexer is per state (not one per value into a shift register).
+        e_k = Signal(range(64))  # byte of the value being written
+        e_go = Signal()  # comb: a state emits
+        e_byte = Signal(8)  # comb: its byte ``e_k``
+        e_count = Signal(range(64))  # comb: its length
+        e_last = Signal()
         wptr = Signal(range(capacity + 1))
         wslot = Signal()
-        emit_idle = Signal()
-        m.d.comb += emit_idle.eq(sh_left == 0)
-        with m.If(~emit_idle):
+        m.d.comb += e_last.eq(e_go & (e_k == e_count - 1))
+        with m.If(e_go):
             m.d.comb += [
                 tx.wr_en.eq(1),
                 tx.wr_slot.eq(wslot),
                 tx.wr_addr.eq(wptr),
-                tx.wr_data.eq(sh[:8]),
+                tx.wr_data.eq(e_byte),
             ]
-            m.d.sync += [sh.eq(sh >> 8), sh_left.eq(sh_left - 1), wptr.eq(wptr + 1)]
+            m.d.sync += [wptr.eq(wptr + 1), e_k.eq(Mux(e_last, 0, e_k + 1))]
 
         def emit(value, n_bytes):
-            """Queue ``n_bytes`` little-endian bytes of ``value`` (only while ``emit_idle``)."""
-            m.d.sync += [sh.eq(value), sh_left.eq(n_bytes)]
+            """Write ``n_bytes`` little-endian bytes of ``value``; ``e_last`` on the last."""
+            assert len(value) == 8 * n_bytes and n_bytes <= 64
+            m.d.comb += [e_go.eq(1), e_byte.eq(value.word_select(e_k, 8)), e_count.eq(n_bytes)]
 
         def header(kind_: MsgType, length):
             return Cat(Const(int(kind_), 8), seq, length.as_unsigned()[:16])
@@ -293,17 +307,15 @@ class LinkEngine(wiring.Component):
         half = 1 << (wb - 1)
         out_page = limits.counts
         trace_page = limits.trace
-        info_rom = Array(Const(b, 8) for b in self.info().payload())
-        info_length = len(self.info().payload())
-        stored = Signal(32)  # trace entries readable
-        m.d.comb += stored.eq(Mux(res.trace_length < depth, res.trace_length, depth))
+        info_payload = self.info().payload()
+        stored = res.stored  # trace entries readable
         summary_words = Array(
             [
                 sample_id,
                 res.decision.as_unsigned(),
                 Const(n_out, 32),
-                res.trace_length,
-                *(getattr(res.record, name) for name in SUMMARY_COUNTERS),
+                self.counters.spikes,  # the trace's length: the core sends every spike
+                *(getattr(self.counters, name) for name in SUMMARY_COUNTERS),
             ]
         )
         frame_payload = rx.payload_length
@@ -323,7 +335,7 @@ class LinkEngine(wiring.Component):
 
         with m.FSM(name="link"):
             with m.State("WAIT"):
-                with m.If(rx.valid & ~tx.busy & emit_idle):
+                with m.If(rx.valid & ~tx.busy):
                     m.d.sync += [
                         seq.eq(rx.seq),
                         kind.eq(rx.type),
@@ -359,20 +371,19 @@ class LinkEngine(wiring.Component):
                         m.next = "PARSE"
 
             with m.State("LINK_ERROR"):
-                with m.If(emit_idle):
-                    emit(Cat(header(MsgType.ERROR, Const(5, 16)), err_code, err_arg), 9)
+                emit(Cat(header(MsgType.ERROR, Const(5, 16)), err_code, err_arg), 9)
+                with m.If(e_last):
                     m.next = "LINK_ERROR_SEND"
 
             with m.State("LINK_ERROR_SEND"):
-                with m.If(emit_idle):
-                    m.d.comb += [
-                        tx.send.eq(1),
-                        tx.send_slot.eq(1),
-                        tx.send_length.eq(9),
-                        rx.release.eq(1),
-                    ]
-                    m.d.sync += self.link_error.eq(1)
-                    m.next = "WAIT"
+                m.d.comb += [
+                    tx.send.eq(1),
+                    tx.send_slot.eq(1),
+                    tx.send_length.eq(9),
+                    rx.release.eq(1),
+                ]
+                m.d.sync += self.link_error.eq(1)
+                m.next = "WAIT"
 
             with m.State("REPLAY"):
                 m.d.comb += [
@@ -408,7 +419,7 @@ class LinkEngine(wiring.Component):
                             refuse(ErrorCode.BUSY)
                         with m.Elif(lw_bank >= lay.lanes):
                             refuse(ErrorCode.BAD_PAYLOAD, lw_bank)
-                        with m.Elif(lw_addr + lw_count > lay.weight_depth):
+                        with m.Elif(lw_addr_wide | (lw_addr_low + lw_count > lay.weight_depth)):
                             refuse(ErrorCode.BAD_PAYLOAD, lw_addr)
                         with m.Else():
                             start_items(HEADER_SIZE + 6, lw_count)
@@ -435,11 +446,11 @@ class LinkEngine(wiring.Component):
                         with m.Else():
                             m.next = "EVENTS_BEGIN"
                     with m.Case(int(MsgType.READ_RESULT)):
-                        total = Signal(32)
+                        total = Signal(index_bits)
                         m.d.comb += total.eq(Mux(rr_part == 1, n_out, stored))
                         page = Mux(rr_part == 1, out_page, trace_page)
-                        left = Signal(32)
-                        m.d.comb += left.eq(total - rr_offset)
+                        left = Signal(index_bits)
+                        m.d.comb += left.eq(total - rr_offset_low)
                         with m.If(rr_part > 2):
                             refuse(ErrorCode.BAD_PAYLOAD)
                         with m.Elif(phase != _DONE):
@@ -448,14 +459,11 @@ class LinkEngine(wiring.Component):
                             refuse(ErrorCode.BUSY)
                         with m.Elif(rr_part == 0):
                             m.next = "SUMMARY"
-                        with m.Elif(rr_offset > total):
+                        with m.Elif(rr_offset_wide | (rr_offset_low > total)):
                             refuse(ErrorCode.BAD_PAYLOAD, total)
                         with m.Else():
                             n = Mux(rr_count < page, rr_count, page)
-                            m.d.sync += [
-                                entries.eq(Mux(n < left, n, left)),
-                                offset.eq(rr_offset),
-                            ]
+                            m.d.sync += entries.eq(Mux(n < left, n, left))
                             m.next = "PAGE_HEAD"
 
             # -- RESET
@@ -479,16 +487,11 @@ class LinkEngine(wiring.Component):
 
             # -- INFO
             with m.State("INFO"):
-                with m.If(emit_idle):
-                    emit(header(MsgType.INFO_REPLY, Const(info_length, 16)), 4)
-                    m.next = "INFO_BODY"
-
-            with m.State("INFO_BODY"):
-                with m.If(emit_idle):
-                    emit(info_rom[index], 1)
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == info_length - 1):
-                        m.next = "FINISH"
+                info_length = Const(len(info_payload), 16)
+                info = Const(int.from_bytes(info_payload, "little"), 8 * len(info_payload))
+                emit(Cat(header(MsgType.INFO_REPLY, info_length), info), 4 + len(info_payload))
+                with m.If(e_last):
+                    m.next = "FINISH"
 
             # -- LOAD_WEIGHTS: check every word, then write them
             with m.State("WEIGHTS_CHECK"):
@@ -498,7 +501,7 @@ class LinkEngine(wiring.Component):
                 with m.Elif(item_have):
                     word = item.as_signed()
                     with m.If((word < -half) | (word >= half)):
-                        refuse(ErrorCode.BAD_PAYLOAD, lw_addr + item_index)
+                        refuse(ErrorCode.BAD_PAYLOAD, lw_addr_low + item_index)
                     with m.Else():
                         m.d.comb += item_take.eq(1)
 
@@ -509,7 +512,7 @@ class LinkEngine(wiring.Component):
                     m.d.comb += [
                         self.weights.valid.eq(1),
                         self.weights.payload.bank.eq(lw_bank),
-                        self.weights.payload.addr.eq(lw_addr + item_index),
+                        self.weights.payload.addr.eq(lw_addr_low + item_index),
                         self.weights.payload.data.eq(item[:wb]),
                         item_take.eq(self.weights.ready),
                     ]
@@ -548,12 +551,7 @@ class LinkEngine(wiring.Component):
 
             with m.State("EVENTS_BEGIN"):
                 start_items(HEADER_SIZE + 5, ev_count)
-                m.d.sync += [
-                    token.eq(token + 1),
-                    check_step.eq(step),
-                    check_open.eq(step_open),
-                    first_segment.eq(1),
-                ]
+                m.d.sync += [token.eq(token + 1), check_open.eq(step_open), first_segment.eq(1)]
                 m.next = "EVENTS_CHECK"
 
             with m.State("EVENTS_CHECK"):
@@ -567,12 +565,7 @@ class LinkEngine(wiring.Component):
                 with m.Elif(item_have):
                     with m.If(item == END_STEP):
                         m.d.comb += item_take.eq(1)
-                        m.d.sync += [
-                            check_step.eq(check_step + 1),
-                            check_open.eq(0),
-                            first_segment.eq(0),
-                            token.eq(token + 1),
-                        ]
+                        m.d.sync += [check_open.eq(0), first_segment.eq(0), token.eq(token + 1)]
                     with m.Elif(item >= n_in):
                         refuse(ErrorCode.BAD_PAYLOAD, item_index)
                     with m.Else():
@@ -631,29 +624,29 @@ class LinkEngine(wiring.Component):
 
             # -- READ_RESULT
             with m.State("SUMMARY"):
-                with m.If(emit_idle):
-                    emit(header(MsgType.SUMMARY, Const(4 * len(summary_words), 16)), 4)
+                emit(header(MsgType.SUMMARY, Const(4 * len(summary_words), 16)), 4)
+                with m.If(e_last):
                     m.next = "SUMMARY_BODY"
 
-            with m.State("SUMMARY_BODY"):
-                with m.If(emit_idle):
-                    emit(summary_words[index], 4)
+            with m.State("SUMMARY_BODY"):  # word by word: one 32-bit multiplexer, not 44 bytes'
+                emit(summary_words[index], 4)
+                with m.If(e_last):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == len(summary_words) - 1):
                         m.next = "FINISH"
 
             with m.State("PAGE_HEAD"):
                 counts = rr_part == 1
-                with m.If(emit_idle):
-                    length = Mux(counts, 4 + 4 * entries, 4 + TRACE_RECORD_SIZE * entries)
-                    kind_ = Mux(counts, Const(int(MsgType.COUNTS), 8), Const(int(MsgType.TRACE), 8))
-                    emit(Cat(kind_, seq, length[:16], offset), 8)
+                length = Mux(counts, 4 + 4 * entries, 4 + TRACE_RECORD_SIZE * entries)
+                kind_ = Mux(counts, Const(int(MsgType.COUNTS), 8), Const(int(MsgType.TRACE), 8))
+                emit(Cat(kind_, seq, length[:16], rr_offset), 8)
+                with m.If(e_last):
                     m.next = "PAGE_ADDRESS"
 
             with m.State("PAGE_ADDRESS"):
                 m.d.comb += [
-                    res.counts_addr.eq(offset + index),
-                    res.trace_addr.eq(offset + index),
+                    res.counts_addr.eq(rr_offset_low + index),
+                    res.trace_addr.eq(rr_offset_low + index),
                 ]
                 with m.If(index == entries):
                     m.next = "FINISH"
@@ -662,37 +655,39 @@ class LinkEngine(wiring.Component):
 
             with m.State("PAGE_ENTRY"):  # the entry's read data is valid now
                 m.d.comb += [
-                    res.counts_addr.eq(offset + index),
-                    res.trace_addr.eq(offset + index),
+                    res.counts_addr.eq(rr_offset_low + index),
+                    res.trace_addr.eq(rr_offset_low + index),
                 ]
-                with m.If(emit_idle):
+                if depth:
                     with m.If(rr_part == 1):
                         emit(res.counts_data, 4)
                     with m.Else():
                         emit(res.trace_data.as_value(), TRACE_RECORD_SIZE)
+                else:  # no trace buffer: no TRACE entry is ever read
+                    emit(res.counts_data, 4)
+                with m.If(e_last):
                     m.d.sync += index.eq(index + 1)
                     m.next = "PAGE_ADDRESS"
 
             # -- the response of an accepted command, saved in slot 0
             with m.State("OK"):
-                with m.If(emit_idle):
-                    emit(header(MsgType.OK, Const(0, 16)), 4)
+                emit(header(MsgType.OK, Const(0, 16)), 4)
+                with m.If(e_last):
                     m.next = "FINISH"
 
             with m.State("CMD_ERROR"):
-                with m.If(emit_idle):
-                    emit(Cat(header(MsgType.ERROR, Const(5, 16)), err_code, err_arg), 9)
+                emit(Cat(header(MsgType.ERROR, Const(5, 16)), err_code, err_arg), 9)
+                with m.If(e_last):
                     m.next = "FINISH"
 
             with m.State("FINISH"):
-                with m.If(emit_idle):
-                    m.d.comb += [
-                        tx.send.eq(1),
-                        tx.send_slot.eq(0),
-                        tx.send_length.eq(wptr),
-                        rx.release.eq(1),
-                        rx.save.eq(1),
-                    ]
-                    m.d.sync += saved_length.eq(wptr)
-                    m.next = "WAIT"
+                m.d.comb += [
+                    tx.send.eq(1),
+                    tx.send_slot.eq(0),
+                    tx.send_length.eq(wptr),
+                    rx.release.eq(1),
+                    rx.save.eq(1),
+                ]
+                m.d.sync += saved_length.eq(wptr)
+                m.next = "WAIT"
         return m

@@ -27,7 +27,8 @@ class ResultCollector(wiring.Component):
     model
         The deployed model (output layer position and size, decision rule).
     trace_depth
-        Spikes of the trace stored; later spikes are counted (``trace_length``), not stored.
+        Spikes of the trace stored (0: no trace buffer); later spikes are not stored. The
+        trace's length is the core's spike counter.
 
     Members
     -------
@@ -40,12 +41,10 @@ class ResultCollector(wiring.Component):
         Strobe: forget the result (a sample starts). ``clearing`` is high while the counts are
         zeroed (one cycle per output); neither stream is taken meanwhile.
     done : Out(1)
-        The summary record of the sample arrived: ``record``, ``decision``, the counts and the
-        trace are final.
-    record : Out(SummaryRecord)
-        The summary record (valid with ``done``).
-    trace_length : Out(32)
-        Spikes received since ``clear`` (stored or not).
+        The summary record of the sample arrived: ``decision``, the counts and the trace are
+        final (the counters stay readable on the core's ``counters`` port).
+    stored : Out(range(trace_depth + 1))
+        Spikes stored since ``clear``.
     decision : Out(signed(32))
     counts_addr, counts_data
         Read port of the output counts (``counts_data`` one cycle after ``counts_addr``).
@@ -54,8 +53,8 @@ class ResultCollector(wiring.Component):
     """
 
     def __init__(self, model: Model, trace_depth: int):
-        if trace_depth < 1:
-            raise ValueError(f"trace_depth must be >= 1, got {trace_depth}")
+        if trace_depth < 0:
+            raise ValueError(f"trace_depth must be >= 0, got {trace_depth}")
         self._model = model
         self._depth = trace_depth
         self._n_out = int(model.sizes[-1])
@@ -66,8 +65,7 @@ class ResultCollector(wiring.Component):
                 "clear": In(1),
                 "clearing": Out(1),
                 "done": Out(1),
-                "record": Out(SummaryRecord),
-                "trace_length": Out(32),
+                "stored": Out(range(trace_depth + 1)),
                 "decision": Out(signed(32)),
                 "counts_addr": In(range(max(self._n_out, 2))),
                 "counts_data": Out(32),
@@ -82,18 +80,17 @@ class ResultCollector(wiring.Component):
         out_start = int(self._model.layer_starts[-1])
 
         m.submodules.counts = counts = Memory(shape=unsigned(32), depth=max(n_out, 2), init=[])
-        m.submodules.trace = trace = Memory(shape=SpikeRecord, depth=max(depth, 2), init=[])
         count_rmw = counts.read_port()  # the count of the output that just fired
         count_read = counts.read_port()  # the link engine's
         count_write = counts.write_port()
-        trace_read = trace.read_port()
-        trace_write = trace.write_port()
         m.d.comb += [
             count_read.addr.eq(self.counts_addr),
             self.counts_data.eq(count_read.data),
-            trace_read.addr.eq(self.trace_addr),
-            self.trace_data.eq(trace_read.data),
         ]
+        if depth:
+            m.submodules.trace = trace = Memory(shape=SpikeRecord, depth=max(depth, 2), init=[])
+            trace_read, trace_write = trace.read_port(), trace.write_port()
+            m.d.comb += [trace_read.addr.eq(self.trace_addr), self.trace_data.eq(trace_read.data)]
 
         best_count = Signal(32)
         best_index = Signal(range(max(n_out, 2)))
@@ -113,7 +110,7 @@ class ResultCollector(wiring.Component):
                 self.clearing.eq(1),
                 clear_index.eq(0),
                 self.done.eq(0),
-                self.trace_length.eq(0),
+                self.stored.eq(0),
                 best_count.eq(0),
                 best_index.eq(0),
                 first_seen.eq(0),
@@ -139,13 +136,14 @@ class ResultCollector(wiring.Component):
             spike = self.spikes.payload
             m.d.comb += self.spikes.ready.eq(1)
             with m.If(self.spikes.valid):
-                with m.If(self.trace_length < depth):
-                    m.d.comb += [
-                        trace_write.addr.eq(self.trace_length),
-                        trace_write.data.eq(spike),
-                        trace_write.en.eq(1),
-                    ]
-                m.d.sync += self.trace_length.eq(self.trace_length + 1)
+                if depth:
+                    with m.If(self.stored < depth):
+                        m.d.comb += [
+                            trace_write.addr.eq(self.stored),
+                            trace_write.data.eq(spike),
+                            trace_write.en.eq(1),
+                        ]
+                        m.d.sync += self.stored.eq(self.stored + 1)
                 with m.If(spike.neuron >= out_start):
                     index = spike.neuron - out_start
                     m.d.comb += count_rmw.addr.eq(index)
@@ -155,5 +153,5 @@ class ResultCollector(wiring.Component):
             with m.Else():
                 m.d.comb += self.summary.ready.eq(1)
                 with m.If(self.summary.valid):
-                    m.d.sync += [self.record.eq(self.summary.payload), self.done.eq(1)]
+                    m.d.sync += self.done.eq(1)
         return m

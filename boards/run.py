@@ -119,9 +119,10 @@ def simulated_link(
     ways plus 50,000 core cycles unless ``timeout`` is given (simulated seconds; a stalled
     frame costs the simulator that long). ``faults`` go to :class:`~.simulated.SimulatedBoard`.
     """
-    from .simulated import SimulatedBoard
+    from .simulated import SimulatedBoard, check_faults
     from .top import LinkTop
 
+    check_faults(faults.get("to_board"), faults.get("to_host"))  # before building the top
     top = LinkTop(
         model,
         lanes=lanes,

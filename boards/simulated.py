@@ -22,9 +22,17 @@ from unlayered.sim import UnlayeredError
 
 from .top import LinkTop
 
-__all__ = ["FAULTS", "SimulatedBoard"]
+__all__ = ["FAULTS", "SimulatedBoard", "check_faults"]
 
 FAULTS = ("corrupt", "drop_byte", "duplicate", "lose", "stall")
+
+
+def check_faults(*tables: dict[int, str] | None) -> None:
+    """Refuse a fault name that is not one of :data:`FAULTS`."""
+    for table in tables:
+        for fault in (table or {}).values():
+            if fault not in FAULTS:
+                raise UnlayeredError(f"unknown line fault {fault!r}; known: {', '.join(FAULTS)}")
 
 
 class SimulatedBoard:
@@ -56,9 +64,7 @@ class SimulatedBoard:
         stall_seconds: float = 0.0,
         seed: int = 0,
     ):
-        for fault in (*(to_board or {}).values(), *(to_host or {}).values()):
-            if fault not in FAULTS:
-                raise UnlayeredError(f"unknown line fault {fault!r}; known: {', '.join(FAULTS)}")
+        check_faults(to_board, to_host)
         self.top = top
         self.to_board = dict(to_board or {})
         self.to_host = dict(to_host or {})

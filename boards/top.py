@@ -94,6 +94,7 @@ class LinkTop(wiring.Component):
         wiring.connect(m, link.weights, core.weights)
         wiring.connect(m, core.spikes, link.spikes)
         wiring.connect(m, core.summary, link.summary)
+        m.d.comb += link.counters.eq(core.counters)
         m.d.comb += core.membranes.ready.eq(1)  # the debug read-out is off (``debug`` = 0)
 
         heartbeat = Signal(range(max(self.clock_hz // 2, 2)))

@@ -66,6 +66,9 @@ class NeuronCore(wiring.Component):
         ``spikes="outputs"``).
     summary : Out(stream.Signature(SummaryRecord))
         One record per sample, after its last spike.
+    counters : Out(SummaryRecord)
+        The counters themselves: after the summary record, the last sample's until the next
+        ``START`` (a host link reads them there instead of keeping a copy).
     membranes : Out(stream.Signature(signed(membrane_bits)))
         While ``debug`` is set: the N membranes, ascending, at the end of every step.
     debug : In(1)
@@ -104,6 +107,7 @@ class NeuronCore(wiring.Component):
                 ),
                 "spikes": Out(stream.Signature(SpikeRecord)),
                 "summary": Out(stream.Signature(SummaryRecord)),
+                "counters": Out(SummaryRecord),
                 "membranes": Out(stream.Signature(signed(model.membrane_bits))),
                 "debug": In(1),
                 "idle": Out(1),
@@ -870,19 +874,20 @@ class NeuronCore(wiring.Component):
                     m.next = "SUMMARY"
 
             with m.State("SUMMARY"):
-                m.d.comb += [
-                    self.summary.valid.eq(~spk_valid),
-                    self.summary.payload.steps.eq(step),
-                    self.summary.payload.spikes.eq(c_spikes),
-                    self.summary.payload.synops.eq(c_synops),
-                    self.summary.payload.groups.eq(c_groups),
-                    self.summary.payload.dropped.eq(c_dropped),
-                    self.summary.payload.input_events.eq(c_inputs),
-                    self.summary.payload.cycles.eq(c_cycles),
-                ]
+                m.d.comb += self.summary.valid.eq(~spk_valid)
                 with m.If(self.summary.ready & ~spk_valid):
                     m.next = "IDLE"
 
         with m.If(~self.idle):
             m.d.sync += c_cycles.eq(c_cycles + 1)
+        m.d.comb += [
+            self.counters.steps.eq(step),
+            self.counters.spikes.eq(c_spikes),
+            self.counters.synops.eq(c_synops),
+            self.counters.groups.eq(c_groups),
+            self.counters.dropped.eq(c_dropped),
+            self.counters.input_events.eq(c_inputs),
+            self.counters.cycles.eq(c_cycles),
+            self.summary.payload.eq(self.counters),
+        ]
         return m

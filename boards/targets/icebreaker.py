@@ -1,8 +1,11 @@
 """1BitSquared iCEBreaker: Lattice iCE40 UP5K (SG48), 12 MHz oscillator, FT2232H (channel B is
 the UART; channel A programs the SPI flash).
 
-The core runs at 24 MHz (it reaches about 26 MHz on the UP5K); weights live in SPRAM, which the
-bitstream cannot initialize: the host loads them over the link after configuration. Two LEDs on
+The UP5K is small for the core and the link engine together: the default is one lane at 18 MHz
+(a fifo-scheduled 64-32-10 network uses 5,091 of 5,280 logic cells and reaches 21.8 MHz; the
+momentum scheduler's pending structure does not fit yet: 5,767 cells). Weights live in SPRAM,
+which the bitstream cannot initialize: the host loads them over the link after configuration.
+A 250-byte payload keeps each link buffer in one block RAM. Two LEDs on
 the main board (red ``led 0``, green ``led 1``): ``leds[0]`` and ``leds[1]`` of the top.
 """
 
@@ -19,11 +22,11 @@ TARGET = Target(
     fit_device="ice40-up5k",
     osc_resource="clk12",
     osc_hz=12_000_000,
-    clock_hz=24_000_000,
-    lanes=4,
+    clock_hz=18_000_000,
+    lanes=1,
     weight_ram="spram",
-    baud=1_000_000,  # 24 MHz / 1 Mbaud = 24 clocks per bit, exact; FT2232H: 12 MHz / 12
-    max_payload=512,
+    baud=1_000_000,  # 18 MHz / 1 Mbaud = 18 clocks per bit, exact; FT2232H: 12 MHz / 12
+    max_payload=250,
     trace_depth=256,
     uart=("uart", 0),
     leds=(("led", 0), ("led", 1)),

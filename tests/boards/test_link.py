@@ -46,6 +46,7 @@ class EngineBench(Elaboratable):
         wiring.connect(m, link.weights, core.weights)
         wiring.connect(m, core.spikes, link.spikes)
         wiring.connect(m, core.summary, link.summary)
+        m.d.comb += link.counters.eq(core.counters)
         m.d.comb += core.membranes.ready.eq(1)
         return m
 
@@ -202,10 +203,13 @@ def _with_crc(body: bytes) -> bytes:
     return body + struct.pack("<H", p.crc16_ccitt(body))
 
 
-@pytest.mark.parametrize("scheduler", ["fifo", "random", "momentum", "sync"])
-def test_engine_answers_as_the_device_model(scheduler):
+@pytest.mark.parametrize(
+    ("scheduler", "trace_depth"),
+    [("fifo", 24), ("random", 24), ("momentum", 24), ("sync", 24), ("fifo", 0)],
+)
+def test_engine_answers_as_the_device_model(scheduler, trace_depth):
     model = small_model(scheduler, seed=4)
-    lanes, max_payload, trace_depth = 2, 128, 24
+    lanes, max_payload = 2, 128
     events = small_events(3, seed=11, max_steps=5)
     script = session(model, lanes, events, p.PayloadLimits(max_payload))
     device = DeviceModel(model, lanes, max_payload=max_payload, trace_depth=trace_depth)
@@ -221,4 +225,6 @@ def test_engine_answers_as_the_device_model(scheduler):
     assert codes == {c.name for c in p.ErrorCode} - {"BUSY"}
     summaries = [e[1] for e in expected if isinstance(e[1], p.Summary)]
     assert any(s.trace_length > trace_depth for s in summaries), "no trace overflowed"
+    pages = [e[1] for e in expected if isinstance(e[1], p.TraceChunk)]
+    assert any(page.records for page in pages) == (trace_depth > 0)
     assert np.any([s.counters[1] for s in summaries]), "no spikes at all"

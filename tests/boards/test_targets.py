@@ -157,7 +157,7 @@ def test_register_refuses_a_second_board_of_the_same_name():
 @pytest.mark.parametrize(
     ("name", "device", "mhz", "lanes", "ram", "payload", "trace", "divisor"),
     [
-        ("icebreaker", "iCE40UP5K", 24, 4, "spram", 512, 256, 24),
+        ("icebreaker", "iCE40UP5K", 18, 1, "spram", 250, 256, 18),
         ("ulx3s", "LFE5U-85F", 50, 8, "bram", 1024, 4096, 50),
     ],
 )
@@ -183,10 +183,10 @@ def test_configuration_overrides_and_refusals():
     assert cfg.clock_hz == 25_125_000  # 12 MHz * 67 / 32
     assert cfg.uart_divisor == 218 and abs(cfg.baud_error) < 0.01
     assert (cfg.lanes, cfg.weight_ram, cfg.trace_depth) == (2, "bram", 64)
-    with pytest.raises(TargetError, match=r"divisor of 3\.000"):
-        ib.config(baud=8_000_000)  # 3 clocks per bit
+    with pytest.raises(TargetError, match=r"divisor of 2\.250"):
+        ib.config(baud=8_000_000)  # 2.25 clocks per bit at 18 MHz
     with pytest.raises(TargetError, match="within 1%"):
-        ib.config(baud=1_800_000)  # 24 / 1.8 = 13.33: 2.5 % off
+        ib.config(baud=1_600_000)  # 18 / 1.6 = 11.25: 2.2 % off
     with pytest.raises(TargetError, match="lanes"):
         ib.config(lanes=3)
     with pytest.raises(TargetError, match="weight_ram must be one of bram, got 'spram'"):
@@ -227,10 +227,10 @@ def _text(plan, filename: str) -> str:
 def test_icebreaker_design_elaborates():
     cfg = get_target("icebreaker").config()
     design, plan = _plan("icebreaker", EchoTop.for_board(cfg))
-    assert design.clock_hz == 24 * MHZ
+    assert design.clock_hz == 18 * MHZ
     il = _text(plan, "top.il")
     assert "SB_PLL40_PAD" in il
-    for param, value in (("DIVR", "4'0000"), ("DIVF", "7'0111111"), ("DIVQ", "3'101")):
+    for param, value in (("DIVR", "4'0000"), ("DIVF", "7'0101111"), ("DIVQ", "3'101")):
         assert re.search(rf"parameter \\{param} {value}\b", il), param
     pcf = _text(plan, "top.pcf")
     # the oscillator on pin 35, UART rx 6 / tx 9, the red and green LEDs 11 and 37
