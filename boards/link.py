@@ -153,8 +153,8 @@ class LinkEngine(wiring.Component):
              "holds": "the step each input channel last went to the core in"},
             {"name": "channel tokens", "words": n_in, "bits": 16,
              "holds": "duplicate check of the EVENTS frame being validated"},
-            {"name": "output counts", "words": int(self._model.sizes[-1]), "bits": 32,
-             "holds": "spikes per output neuron of the last sample"},
+            {"name": "output counts", "words": 2 * int(self._model.sizes[-1]), "bits": 32,
+             "holds": "spikes per output neuron of the last sample (two read ports: two copies)"},
             {"name": "trace", "words": self._trace_depth, "bits": 80,
              "holds": "the last sample's spikes (step, group, neuron)"},
         ]  # fmt: skip

@@ -32,6 +32,14 @@ Verbs
 ``verify``
     Run the generated Verilog under cocotb on samples and compare every event with the
     reference simulator (:func:`unlayered.gateware.verify.verify`).
+``build``
+    Build the board top (UART, link engine, neuron core) of an artifact into a bitstream for a
+    board, with the open toolchain (:func:`unlayered.boards.build.build_bitstream`).
+``program``
+    Program a board with a build's bitstream (:func:`unlayered.boards.program.program`).
+``run``
+    Run samples on a board, or on the simulated board top, and compare every result with the
+    reference simulator (:func:`unlayered.boards.run.run_samples_on_board`).
 """
 
 from __future__ import annotations
@@ -161,10 +169,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         quick=args.quick,
         train=False if args.no_train else None,
         hardware=not args.no_hardware,
+        bitstream=False if args.no_bitstream else None,
+        board_samples=args.board_samples,
     )
     print(result.table)
     trained = "train/, model.npz, events.npz, " if result.evaluation is not None else ""
     hardware = "hardware/, verify/, " if result.verification is not None else ""
+    if result.bitstream is not None:
+        hardware += "bitstream/, "
     print(
         f"\nwrote {result.out_dir}/ ({trained}{hardware}config.json, timings.json, reports/, "
         "summary.*)"
@@ -423,6 +435,110 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# build, program
+
+
+def _fraction(used: int, available: int) -> str:
+    return f"{used}/{available}" if available else str(used)
+
+
+def format_build(report: dict[str, Any], out: Path) -> str:
+    """The summary of a successful build's report (``report.json``): fit, bitstream, resources,
+    clock."""
+    config, clock = report["config"], report["clock"]
+    fit = report["fit"]["totals"]
+    lines = [
+        f"fit         block RAM {_fraction(fit['ebr']['used'], fit['ebr']['available'])}, "
+        f"SPRAM {_fraction(fit['spram']['used'], fit['spram']['available'])} "
+        f"(estimate, {out / 'fit.json'})",
+    ]
+    bitstream = report["bitstream"]
+    lines.append(f"bitstream   {out / bitstream['path']} ({bitstream['bytes']} bytes)")
+    lines.append(
+        f"design      {report['board']} ({report['device']}): {config['lanes']} lane(s), "
+        f"weights in {config['weight_ram'].upper()}, {config['baud']} baud "
+        f"({config['uart_divisor']} clocks per bit), max payload {config['max_payload']}, "
+        f"trace depth {config['trace_depth']}"
+    )
+    names = {"logic": "LC" if report["family"] == "ice40" else "LUT4", "ff": "FF"}
+    lines.append(
+        "resources   "
+        + ", ".join(
+            f"{names.get(k, k.upper())} {_fraction(v['used'], v['available'])}"
+            for k, v in report["resources"].items()
+        )
+    )
+    requested, pll = clock["requested_hz"] / 1e6, clock["pll_hz"] / 1e6
+    made = "" if abs(pll - requested) < 5e-7 else f" (the PLL makes {pll:.4f})"
+    lines.append(
+        f"clock       {requested:g} MHz requested{made}; Fmax {report['fmax_min_mhz']:.1f} MHz "
+        f"({'met' if report['timing_met'] else 'not met'})"
+    )
+    secs = report["seconds"]
+    lines.append(
+        "seconds     "
+        + ", ".join(
+            f"{k.replace('_', ' ')} {secs[k]:.1f}"
+            for k in ("synthesis", "place_and_route", "pack")
+            if k in secs
+        )
+        + f" (total {secs['total']:.1f})"
+    )
+    lines.append(f"report      {out / 'report.json'}")
+    return "\n".join(lines)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from unlayered.boards.build import build_bitstream
+    from unlayered.boards.top import LinkTop
+    from unlayered.sim import load_model
+
+    model = load_model(args.artifact)
+
+    def top(cfg):
+        print(
+            f"building {args.artifact} for {cfg.target.name} at {cfg.clock_hz / 1e6:g} MHz, "
+            f"{cfg.lanes} lane(s), weights in {cfg.weight_ram.upper()} into {args.out} "
+            "(synthesis and place and route take minutes)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return LinkTop(
+            model,
+            lanes=cfg.lanes,
+            clock_hz=cfg.clock_hz,
+            baud=cfg.baud,
+            max_payload=cfg.max_payload,
+            trace_depth=cfg.trace_depth,
+            weight_ram=cfg.weight_ram,
+        )
+
+    report = build_bitstream(
+        top,
+        args.board,
+        args.out,
+        clock_hz=None if args.clock_mhz is None else args.clock_mhz * 1e6,
+        lanes=args.lanes,
+        max_payload=args.max_payload,
+        trace_depth=args.trace_depth,
+        model=model,
+        seed=args.seed,
+    )
+    print(format_build(report, args.out))
+    return 0
+
+
+def cmd_program(args: argparse.Namespace) -> int:
+    import shlex
+
+    from unlayered.boards.program import program
+
+    cmd = program(args.build_dir, tool=args.tool, dry_run=args.dry_run)
+    print(f"{'would run' if args.dry_run else 'programmed'}  {shlex.join(cmd)}")
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """Options of `train` (defaults: TrainConfig's)."""
     p.add_argument("--config", type=Path, metavar="FILE", help="start from this config JSON")
@@ -533,7 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
         "export and evaluate it, run test samples under each of the four schedulers (same "
         "weights), print a comparison and write reports, the resolved configuration and "
         "per-stage timings into the output directory. With --model/--events/--no-train, skip "
-        "training and compare the schedulers on that artifact.",
+        "training and compare the schedulers on that artifact. Then generate the core's "
+        "Verilog and verify it under cocotb, build the iCEBreaker bitstream of the board top "
+        "and run samples on the simulated board top over the host link (--no-hardware skips "
+        "these).",
     )
     p.add_argument(
         "--out", type=Path, default=Path("out/demo"), metavar="DIR",
@@ -557,7 +676,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--no-hardware", action="store_true",
-        help="skip generating the Verilog and verifying it under cocotb",
+        help="skip the hardware stages: Verilog, cocotb, bitstream, simulated board",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-bitstream", action="store_true",
+        help="skip building the iCEBreaker bitstream (minutes; --quick skips it too)",
+    )  # fmt: skip
+    p.add_argument(
+        "--board-samples", type=int, default=2, metavar="N",
+        help="samples run on the simulated iCEBreaker board top (2; 0 skips the stage)",
     )  # fmt: skip
     p.set_defaults(func=cmd_demo, parser=p)
 
@@ -726,6 +853,43 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     p.set_defaults(func=cmd_run, parser=p)
+
+    p = verbs.add_parser(
+        "build",
+        help="build the bitstream of an artifact's board top (UART, link engine, core)",
+        description="Build the board top of a model artifact (UART, link engine, neuron core) "
+        "into a bitstream for a board with the open toolchain (yosys, nextpnr, icepack or "
+        "ecppack from pip): fit estimate, synthesis, place and route at the PLL's clock, "
+        "packing. Writes the bitstream and report.json into the output directory; a design "
+        "that does not fit or misses the clock is an error.",
+    )
+    p.add_argument("artifact", type=Path, help="model artifact (.npz)")
+    p.add_argument(
+        "--board", required=True, metavar="NAME", help="board target (icebreaker, ulx3s, ...)"
+    )
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="output dir")
+    p.add_argument("--lanes", type=int, choices=(1, 2, 4, 8), help="lanes (the board's)")
+    p.add_argument("--clock-mhz", type=float, metavar="F", help="core clock in MHz (the board's)")
+    p.add_argument(
+        "--trace-depth", type=int, metavar="N", help="spikes of the trace kept (the board's)"
+    )
+    p.add_argument(
+        "--max-payload", type=int, metavar="N", help="largest frame payload (the board's)"
+    )
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="placement seed (1)")
+    p.set_defaults(func=cmd_build, parser=p)
+
+    p = verbs.add_parser(
+        "program",
+        help="program a board with the bitstream of a build",
+        description="Program the board of a build directory (written by `unlayered build`) "
+        "with its bitstream: iceprog for the iCEBreaker (SPI flash), openFPGALoader for the "
+        "ULX3S (SRAM). Refuses a failed build or a bitstream that is not the one built.",
+    )
+    p.add_argument("build_dir", type=Path, metavar="DIR", help="build directory")
+    p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    p.add_argument("--tool", metavar="PATH", help="the programmer executable to run instead")
+    p.set_defaults(func=cmd_program, parser=p)
     return parser
 
 

@@ -8,9 +8,12 @@ to compare them. ``quick`` makes every stage tiny (tests run the demo in seconds
 ``model_path`` (``--model``) or ``events_path`` (``--events``) it skips training and runs the
 given artifact and events (default: the repository's examples) under the four schedulers.
 Then it generates the neuron core's Verilog for the model (``hardware/``) and runs the first
-samples on it under cocotb (Icarus), comparing every event with the reference simulator
-(``hardware=False`` skips these two stages). Later stages (bitstream, board) are added to the
-same sequence. Every run writes into its output directory:
+samples on it under cocotb (Icarus), comparing every event with the reference simulator; builds
+the iCEBreaker bitstream of the board top (UART, link engine, core) with the open toolchain
+(``bitstream/``; ``bitstream=False`` skips it, ``quick`` too); and runs the first samples on
+the board top in the Amaranth simulator over the host link (the simulated board), comparing
+every result with the reference simulator (``board_samples=0`` skips it). ``hardware=False``
+skips these four stages. Every run writes into its output directory:
 
 ================== ==================================================================
 ``config.json``    the resolved configuration (inputs, engine, seed, every run's scheduler,
@@ -20,9 +23,12 @@ same sequence. Every run writes into its output directory:
 ``train/``         the training run (config, checkpoints, history, log), when training
 ``model.npz``      the exported artifact; ``events.npz`` the test samples simulated
 ``reports/``       ``evaluate.json`` (the test split), ``simulate_<scheduler>.json``: the
-                   simulator's full report of each run
+                   simulator's full report of each run; ``board.json``: the simulated
+                   board's run (agreement, link statistics, cycles)
 ``hardware/``      the generated Verilog, port description, layout, fit estimate; ``verify/``
                    the cocotb build, logs and ``report.json``
+``bitstream/``     the iCEBreaker build: ``top.bin``, ``report.json`` (Fmax, resources,
+                   seconds per stage), ``fit.json`` and the tools' plan and logs (``build/``)
 ``summary.json``   the comparison, one row per scheduler
 ``summary.txt``    the same as a table (what ``unlayered demo`` prints)
 ``demo.log``       the progress lines and the table
@@ -45,6 +51,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_OUT",
+    "DEMO_BOARD",
     "DEMO_RUNS",
     "EXAMPLES_DIR",
     "DemoResult",
@@ -91,6 +98,8 @@ class DemoResult:
     stages: list[StageRecord] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None  # the test-split report of the trained model
     verification: dict[str, Any] | None = None  # the cocotb run of the generated Verilog
+    bitstream: dict[str, Any] | None = None  # the board build (clock, Fmax, resources)
+    board: dict[str, Any] | None = None  # the run on the simulated board top
 
 
 class _Stages:
@@ -253,6 +262,11 @@ DEMO_TRAIN: dict[str, Any] = {
     "qat": True,
     "seed": 0,
 }
+# The board the demo builds a bitstream for, and whose board top it runs in simulation; when
+# the model does not fit it (the UP5K is small: a momentum core and the link engine need more
+# than its 5,280 logic cells), the next board is built instead and the refusal is reported.
+DEMO_BOARD = "icebreaker"
+FALLBACK_BOARDS = ("ulx3s",)
 # --quick: seconds, for tests (the accuracy is low)
 QUICK_TRAIN: dict[str, Any] = {
     **DEMO_TRAIN,
@@ -277,6 +291,8 @@ def run_demo(
     hardware: bool = True,
     lanes: int = 4,
     verify_samples: int = 3,
+    bitstream: bool | None = None,
+    board_samples: int = 2,
 ) -> DemoResult:
     """Run the demo pipeline and write its outputs into ``out_dir`` (see the module docstring).
 
@@ -306,6 +322,15 @@ def run_demo(
         Lanes of the generated core.
     verify_samples
         Samples run on the generated Verilog.
+    bitstream
+        Build the iCEBreaker bitstream of the board top (:data:`DEMO_BOARD`; the board's
+        defaults: clock, lanes, weights in SPRAM, link buffers); default: unless ``quick``.
+        Minutes. When the design does not fit or misses the clock there, the refusal is
+        reported and the next of :data:`FALLBACK_BOARDS` is built; if none can be, the demo
+        fails.
+    board_samples
+        Samples run on the simulated board top (the board's lanes and link buffers, weights in
+        block RAM); 0 skips the stage. A difference from the reference simulator fails the demo.
 
     Raises
     ------
@@ -315,6 +340,8 @@ def run_demo(
     from unlayered.sim import UnlayeredError, load_events, load_model, simulate
 
     out_dir = Path(out_dir)
+    if bitstream is None:
+        bitstream = not quick
     if train is None:
         train = model_path is None and events_path is None
     lines: list[str] = []
@@ -478,6 +505,17 @@ def run_demo(
                     f"event for event; {cycles:.0f} cycles per sample, "
                     f"{result.verification['synops_per_cycle']:.2f} synaptic operations per cycle"
                 )
+            if bitstream:
+                with stages.stage("bitstream"):
+                    result.bitstream = _build_first_fitting(model, out_dir / "bitstream", say)
+                    result.table += "\n\n" + _bitstream_line(result.bitstream)
+            if board_samples > 0:
+                with stages.stage("board"):
+                    board_model = model if seed is None else model.with_scheduler(seed=seed)
+                    picked = events.select(list(range(min(board_samples, len(events)))))
+                    board = result.bitstream["board"] if result.bitstream else DEMO_BOARD
+                    result.board = _run_on_simulated_board(board_model, picked, out_dir, board)
+                    result.table += "\n\n" + _board_line(result.board)
 
         with stages.stage("summary"):
             _write_json(
@@ -486,6 +524,8 @@ def run_demo(
                     "runs": result.rows,
                     "evaluation": result.evaluation,
                     "verification": result.verification,
+                    "bitstream": result.bitstream,
+                    "board": result.board,
                 },
             )
             _write_text(out_dir / "summary.txt", result.table + "\n")
@@ -495,6 +535,140 @@ def run_demo(
         raise
     _write_log(out_dir, lines, result.table)
     return result
+
+
+def _build_first_fitting(model, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Build for :data:`DEMO_BOARD`, else the first of :data:`FALLBACK_BOARDS` that succeeds;
+    the summary of the build, with ``refused``: the boards that failed and why."""
+    from unlayered.boards.build import BuildError
+
+    refused = []
+    for board in (DEMO_BOARD, *FALLBACK_BOARDS):
+        try:
+            summary = _build_board(model, board, out / board, say)
+        except BuildError as exc:
+            reason = str(exc).split("; log ")[0]
+            say(f"  {board}: {reason}")
+            refused.append({"board": board, "stage": exc.stage, "reason": reason})
+            continue
+        return {**summary, "refused": refused}
+    raise BuildError(f"no board fits this model: {refused}", stage="fit")
+
+
+def _build_board(model, board: str, out: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Build the bitstream of ``model``'s board top for ``board``; its summary."""
+    from unlayered.boards.build import build_bitstream
+    from unlayered.boards.top import LinkTop
+
+    def top(cfg):
+        say(
+            f"  LinkTop for {cfg.target.name} at {cfg.clock_hz / 1e6:g} MHz, {cfg.lanes} lane(s), "
+            f"weights in {cfg.weight_ram.upper()} (synthesis, place and route: minutes)"
+        )
+        return LinkTop(
+            model,
+            lanes=cfg.lanes,
+            clock_hz=cfg.clock_hz,
+            baud=cfg.baud,
+            max_payload=cfg.max_payload,
+            trace_depth=cfg.trace_depth,
+            weight_ram=cfg.weight_ram,
+        )
+
+    report = build_bitstream(top, board, out, model=model)
+    summary = {
+        "board": report["board"],
+        "device": report["device"],
+        "bitstream": str(out / report["bitstream"]["path"]),
+        "bytes": report["bitstream"]["bytes"],
+        "lanes": report["config"]["lanes"],
+        "weight_ram": report["config"]["weight_ram"],
+        "clock_mhz": report["clock"]["pll_hz"] / 1e6,
+        "fmax_mhz": report["fmax_min_mhz"],
+        "resources": report["resources"],
+        "seconds": report["seconds"]["total"],
+        "report": str(out / "report.json"),
+    }
+    say(
+        f"  {summary['bitstream']}: Fmax {summary['fmax_mhz']:.1f} MHz at "
+        f"{summary['clock_mhz']:g} MHz, {_resources(summary['resources'])}"
+    )
+    return summary
+
+
+def _resources(res: dict[str, dict[str, int]]) -> str:
+    names = {"logic": "LC", "ff": "FF", "bram": "BRAM", "spram": "SPRAM", "dsp": "DSP"}
+    return ", ".join(
+        f"{res[k]['used']}/{res[k]['available']} {name}" for k, name in names.items() if k in res
+    )
+
+
+def _bitstream_line(b: dict[str, Any]) -> str:
+    refused = "".join(f"{r['board']}: {r['reason']}\n" for r in b.get("refused", ()))
+    return refused + (
+        f"{b['board']} bitstream (board top: UART, link engine, core; {b['lanes']} lane(s), "
+        f"weights in {b['weight_ram'].upper()}): {b['clock_mhz']:g} MHz clock, Fmax "
+        f"{b['fmax_mhz']:.1f} MHz; {_resources(b['resources'])}; {b['bitstream']} (built in "
+        f"{b['seconds']:.0f} s)"
+    )
+
+
+def _run_on_simulated_board(model, events, out_dir: Path, board: str) -> dict[str, Any]:
+    """Run ``events`` on the board top of ``board`` in the Amaranth simulator over the host
+    link and compare every result (decision, counts, counters, trace) with ``simulate``."""
+    from unlayered.boards.run import run_samples_on_board, simulated_link
+    from unlayered.boards.targets import get_target
+    from unlayered.sim import UnlayeredError
+
+    target = get_target(board)
+    # Weights in block RAM, initialized from the model, and no LOAD_WEIGHTS: the board's SPRAM
+    # would start empty and loading its ~4,700 weights over the simulated UART takes about 50 s
+    # of simulation. The logic behind the weight memory is the same.
+    link, board = simulated_link(
+        model,
+        lanes=target.lanes,
+        max_payload=target.max_payload,
+        trace_depth=target.trace_depth,
+        weight_ram="bram",
+    )
+    report = run_samples_on_board(model, events, link, clock=board.clock, load=False, trace=True)
+    report["board"] = f"simulated {target.name} top (Amaranth simulator)"
+    path = out_dir / "reports" / "board.json"
+    _write_json(path, report)
+    if report["mismatches"]:
+        first = report["mismatches"][0]
+        raise UnlayeredError(
+            f"the simulated board differs from the reference simulator in "
+            f"{len(report['mismatches'])} place(s); first: sample {first['sample']}: "
+            f"{first['difference']} (see {path})"
+        )
+    return {
+        "board": target.name,
+        "lanes": target.lanes,
+        "weight_ram": "bram",
+        "samples": report["samples"],
+        "mismatches": len(report["mismatches"]),
+        "traces_cut": report["traces_cut"],
+        "cycles_per_sample": report["cycles_per_sample"],
+        "commands": report["link"]["commands"],
+        "retransmissions": report["link"]["retransmissions"],
+        "report": str(path),
+    }
+
+
+def _board_line(b: dict[str, Any]) -> str:
+    cut = (
+        f" ({b['traces_cut']} trace(s) longer than the board's buffer: prefix compared)"
+        if b["traces_cut"]
+        else ""
+    )
+    return (
+        f"simulated {b['board']} board top ({b['lanes']} lane(s), weights in BRAM, over the "
+        f"host link): {b['samples']} samples equal the reference simulator (decision, counts, "
+        f"counters, trace){cut}; the core busy {b['cycles_per_sample']:.0f} cycles per sample "
+        "(waits for input over the slow simulated UART included), "
+        f"{b['commands']} link commands, {b['retransmissions']} retransmissions"
+    )
 
 
 def _write_log(out_dir: Path, lines: list[str], table: str) -> None:

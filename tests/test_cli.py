@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import subprocess
@@ -190,6 +191,10 @@ def test_unwritable_report(tmp_path):
         pytest.param(["simulate", MODEL, "--events", EVENTS, "--seed", "-1"], id="seed-range"),
         pytest.param(["simulate", MODEL, "--events", EVENTS, "--membranes"], id="membranes"),
         pytest.param(["demo", "--engine", "fast"], id="demo-engine"),
+        pytest.param(["build", MODEL, "-o", "out"], id="build-no-board"),
+        pytest.param(["build", MODEL, "--board", "ulx3s"], id="build-no-out"),
+        pytest.param(["build", MODEL, "--board", "ulx3s", "-o", "x", "--lanes", "3"], id="lanes"),
+        pytest.param(["program"], id="program-no-dir"),
     ],
 )
 def test_usage_errors_exit_2(args):
@@ -204,8 +209,13 @@ def test_usage_errors_exit_2(args):
 
 
 def test_demo(tmp_path):
+    from unlayered.boards.targets import get_target
+
     out = tmp_path / "demo"
-    run = unlayered("demo", "--no-train", "--out", out, "--engine", "readable")
+    run = unlayered(
+        "demo", "--no-train", "--out", out, "--engine", "readable",
+        "--no-bitstream", "--board-samples", "1",
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     for name in ("sync", "fifo", "random", "momentum"):
         assert name in run.stdout
@@ -217,7 +227,7 @@ def test_demo(tmp_path):
     stages = [s["name"] for s in timings["stages"]]
     assert stages == [
         "config", "load", "simulate:sync", "simulate:fifo", "simulate:random",
-        "simulate:momentum", "compare", "generate", "verify", "summary",
+        "simulate:momentum", "compare", "generate", "verify", "board", "summary",
     ]  # fmt: skip
     assert all(s["status"] == "ok" and s["seconds"] >= 0 for s in timings["stages"])
     for name in ("sync", "fifo", "random", "momentum"):
@@ -227,10 +237,19 @@ def test_demo(tmp_path):
     assert [r["run"] for r in summary["runs"]] == ["sync", "fifo", "random", "momentum"]
     assert (out / "summary.txt").read_text().strip() in run.stdout
     assert (out / "demo.log").is_file()
+    # the board top in simulation, over the host link: the same results as the reference
+    board = summary["board"]
+    assert (board["board"], board["samples"], board["mismatches"]) == ("icebreaker", 1, 0)
+    assert board["lanes"] == get_target("icebreaker").lanes and board["weight_ram"] == "bram"
+    report = json.loads((out / "reports" / "board.json").read_text())
+    assert report["samples"] == report["agree"] == 1 and report["trace_compared"] is True
+    assert report["weights"]["frames"] == 0  # weights in block RAM, not loaded
+    assert "simulated icebreaker board top" in run.stdout
+    assert summary["bitstream"] is None and not (out / "bitstream").exists()
 
 
 def test_demo_default_output_directory(tmp_path):
-    run = unlayered("demo", "--quick", cwd=tmp_path)
+    run = unlayered("demo", "--quick", "--board-samples", "0", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "out" / "demo" / "summary.json").is_file()
 
@@ -257,9 +276,63 @@ def test_run_demo_is_importable(tmp_path):
     assert all(s.status == "ok" for s in result.stages)
 
 
+def test_demo_bitstream_stage(tmp_path, monkeypatch):
+    """The bitstream stage builds the board top for the iCEBreaker with the board's defaults
+    and puts the build into the summary (a stand-in build: the real one takes minutes and is
+    ``tests/boards/test_build.py``'s); a failed build fails the demo and is recorded."""
+    from unlayered.boards import build
+    from unlayered.boards.targets import get_target
+    from unlayered.boards.top import LinkTop
+    from unlayered.sw.demo import run_demo
+
+    calls = []
+
+    def fake_build(top, target, out_dir, **options):
+        config = get_target(target).config()
+        made = top(config)
+        for part in (made, made.core, made.link):  # never elaborated here: no warning
+            part._MustUse__silence = True
+        calls.append((made, target, Path(out_dir), options))
+        Path(out_dir).mkdir(parents=True)
+        (Path(out_dir) / "top.bin").write_bytes(b"\0" * 100)
+        res = {"used": 1, "available": 2}
+        return {
+            "board": target, "device": "iCE40UP5K", "bitstream": {"path": "top.bin", "bytes": 100},
+            "config": config.as_dict(), "clock": {"pll_hz": config.clock_hz},
+            "fmax_min_mhz": 30.5, "seconds": {"total": 12.0},
+            "resources": {k: res for k in ("logic", "ff", "bram", "spram", "dsp", "io", "pll")},
+        }  # fmt: skip
+
+    monkeypatch.setattr(build, "build_bitstream", fake_build)
+    result = run_demo(tmp_path / "ok", train=False, board_samples=0)
+    made, target, out_dir, options = calls[0]
+    assert isinstance(made, LinkTop) and target == "icebreaker"
+    ice = get_target("icebreaker")
+    assert made.core.layout.lanes == ice.lanes and made.clock_hz == ice.clock_hz
+    assert made.divisor == ice.clock_hz // ice.baud
+    assert out_dir == tmp_path / "ok" / "bitstream" and options["model"] is not None
+    stages = [s.name for s in result.stages]
+    assert stages[-4:] == ["generate", "verify", "bitstream", "summary"]
+    summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
+    assert summary["bitstream"]["fmax_mhz"] == 30.5
+    assert summary["bitstream"]["bitstream"] == str(out_dir / "top.bin")
+    assert "icebreaker bitstream" in result.table and "Fmax 30.5 MHz" in result.table
+
+    def failing_build(top, target, out_dir, **options):
+        raise build.BuildError("the design does not fit iCE40UP5K", stage="place_and_route")
+
+    monkeypatch.setattr(build, "build_bitstream", failing_build)
+    with pytest.raises(build.BuildError, match="does not fit"):
+        run_demo(tmp_path / "bad", train=False, board_samples=0)
+    timings = json.loads((tmp_path / "bad" / "timings.json").read_text())
+    assert timings["stages"][-1]["name"] == "bitstream"
+    assert timings["stages"][-1]["status"] == "failed"
+
+
 # ---------------------------------------------------------------------------------------------
 # demo with training (sw/train.py, sw/export.py, sw/evaluate.py)
 
+# --quick skips the bitstream; the board stage runs in test_demo
 TRAINED_STAGES = [
     "config", "data", "train", "export", "evaluate", "load", "simulate:sync", "simulate:fifo",
     "simulate:random", "simulate:momentum", "compare", "generate", "verify", "summary",
@@ -268,7 +341,7 @@ TRAINED_STAGES = [
 
 def test_demo_quick_trains_exports_and_evaluates(tmp_path):
     out = tmp_path / "demo"
-    run = unlayered("demo", "--quick", "--out", out)
+    run = unlayered("demo", "--quick", "--out", out, "--board-samples", "0")
     assert run.returncode == 0, run.stderr
     timings = json.loads((out / "timings.json").read_text())
     assert [s["name"] for s in timings["stages"]] == TRAINED_STAGES
@@ -293,7 +366,10 @@ def test_demo_quick_trains_exports_and_evaluates(tmp_path):
 
 def test_demo_no_train_compares_the_example(tmp_path):
     out = tmp_path / "demo"
-    run = unlayered("demo", "--no-train", "--out", out, "--engine", "readable")
+    run = unlayered(
+        "demo", "--no-train", "--out", out, "--engine", "readable",
+        "--no-bitstream", "--board-samples", "0",
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr
     timings = json.loads((out / "timings.json").read_text())
     assert [s["name"] for s in timings["stages"]][:2] == ["config", "load"]
@@ -324,3 +400,118 @@ def test_verify_runs_the_verilog_against_the_reference(tmp_path):
 def test_verify_refuses_an_unknown_simulator(tmp_path):
     run = unlayered("verify", MODEL, "--events", EVENTS, "--simulator", "modelsim")
     assert run.returncode == 2 and "modelsim" in run.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# build, program, run (unlayered.boards)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(
+            ["--board", "icebreaker", "--clock-mhz", "400"],
+            "iCE40 PLL: output frequency 400 MHz is outside 16..275 MHz",
+            id="clock",
+        ),
+        pytest.param(
+            ["--board", "ulx3s", "--max-payload", "10"],
+            "ulx3s: max_payload must be in 64..1024, got 10",
+            id="max-payload",
+        ),
+        pytest.param(
+            ["--board", "arty"], "unknown board 'arty'; known boards: icebreaker, ulx3s", id="board"
+        ),
+    ],
+)
+def test_build_refuses_an_impossible_option_before_synthesis(options, message, tmp_path):
+    out = tmp_path / "build"
+    run = unlayered("build", MODEL, "-o", out, *options)
+    _assert_error(run, message)
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "failed" and report["stage"] == "config"
+    assert not (out / "build").exists()  # no tool ran
+    assert not (out / "top.bin").exists() and not (out / "top.bit").exists()
+
+
+@pytest.mark.bitstream
+def test_build_writes_a_bitstream_and_prints_the_summary(tmp_path):
+    """The real board top of the example model on the ULX3S, 1 lane (about half a minute)."""
+    out = tmp_path / "ulx3s"
+    run = unlayered("build", MODEL, "--board", "ulx3s", "-o", out, "--lanes", "1")
+    assert run.returncode == 0, run.stderr
+    assert "building" in run.stderr and "1 lane(s)" in run.stderr
+    lines = run.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [
+        "fit", "bitstream", "design", "resources", "clock", "seconds", "report",
+    ]  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "ok" and report["config"]["lanes"] == 1
+    assert lines[1].startswith(f"bitstream   {out / 'top.bit'} (")
+    assert "LUT4 " in lines[3] and "DSP " in lines[3]
+    assert f"Fmax {report['fmax_min_mhz']:.1f} MHz (met)" in lines[4]
+    assert lines[4].startswith("clock       50 MHz requested;")
+    assert lines[-1] == f"report      {out / 'report.json'}"
+    run = unlayered("program", out, "--dry-run")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["would", "run", "openFPGALoader", "-b", "ulx3s",
+                                  str((out / "top.bit").resolve())]  # fmt: skip
+
+
+def _fake_build(path: Path, board: str, name: str) -> Path:
+    """A build directory as `unlayered build` leaves it (report and bitstream only)."""
+    path.mkdir(parents=True, exist_ok=True)
+    content = b"\xff\x00" * 64
+    (path / name).write_bytes(content)
+    bitstream = {"path": name, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    (path / "report.json").write_text(
+        json.dumps({"status": "ok", "board": board, "bitstream": bitstream})
+    )
+    return path / name
+
+
+@pytest.mark.parametrize(
+    ("board", "name", "command"),
+    [
+        ("icebreaker", "top.bin", ["iceprog"]),
+        ("ulx3s", "top.bit", ["openFPGALoader", "-b", "ulx3s"]),
+    ],
+)
+def test_program_dry_run_prints_the_command(board, name, command, tmp_path):
+    bitstream = _fake_build(tmp_path / "build", board, name)
+    run = unlayered("program", tmp_path / "build", "--dry-run")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["would", "run", *command, str(bitstream.resolve())]
+    run = unlayered("program", tmp_path / "build", "--dry-run", "--tool", "/opt/bin/prog")
+    assert run.stdout.split()[2:] == ["/opt/bin/prog", *command[1:], str(bitstream.resolve())]
+
+
+def test_program_errors(tmp_path):
+    run = unlayered("program", tmp_path / "nothing", "--dry-run")
+    _assert_error(run, "report.json not found: build first")
+    _fake_build(tmp_path / "build", "icebreaker", "top.bin")
+    run = unlayered("program", tmp_path / "build", "--tool", "/nonexistent/iceprog")
+    _assert_error(run, "not on PATH; install it: apt-get", "fpga-icestorm")
+
+
+def test_run_on_the_simulated_board(tmp_path):
+    """One sample of the example on the ULX3S's board top in the Amaranth simulator."""
+    report_path = tmp_path / "run.json"
+    run = unlayered(
+        "run", MODEL, "--sim", "--events", EVENTS, "--samples", "1", "--board", "ulx3s",
+        "--lanes", "1", "--no-load-weights", "--no-trace", "--report", report_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "board       simulated ulx3s top (Amaranth simulator)"
+    assert lines[1] == "samples     1, 1 identical to the reference"
+    assert any(line.startswith("throughput  ") and "core" in line for line in lines)
+    assert "link        " in run.stdout and "0 retransmissions" in run.stdout
+    assert lines[-1] == f"report      {report_path}"
+    report = json.loads(report_path.read_text())
+    assert report["samples"] == report["agree"] == 1 and report["mismatches"] == []
+    assert report["trace_compared"] is False and report["weights"]["frames"] == 0
+    assert report["device"]["lanes"] == 1 and report["board"].startswith("simulated ulx3s")
+    reference = simulate(load_model(MODEL), load_events(EVENTS).select([0]))
+    label = load_events(EVENTS).labels[0]
+    assert report["accuracy"] == float(reference.samples[0].decision == label)
