@@ -118,15 +118,7 @@ def build_one(board: str, name: str, lanes: int, work: Path, seed: int) -> dict:
     }
 
     def top(cfg):
-        return LinkTop(
-            model,
-            lanes=cfg.lanes,
-            clock_hz=cfg.clock_hz,
-            baud=cfg.baud,
-            max_payload=cfg.max_payload,
-            trace_depth=cfg.trace_depth,
-            weight_ram=cfg.weight_ram,
-        )
+        return LinkTop.for_board(model, cfg)
 
     t0 = time.perf_counter()
     try:

@@ -78,6 +78,19 @@ class LinkTop(wiring.Component):
         )
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(4)})
 
+    @classmethod
+    def for_board(cls, model: Model, config) -> "LinkTop":
+        """The top for a board's resolved configuration (``Target.config(...)``)."""
+        return cls(
+            model,
+            lanes=config.lanes,
+            clock_hz=config.clock_hz,
+            baud=config.baud,
+            max_payload=config.max_payload,
+            trace_depth=config.trace_depth,
+            weight_ram=config.weight_ram,
+        )
+
     def memory_report(self) -> list[dict]:
         """The link engine's memories (the core's are in ``gateware.fit``)."""
         return self.link.memory_report()

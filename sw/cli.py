@@ -504,15 +504,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        return LinkTop(
-            model,
-            lanes=cfg.lanes,
-            clock_hz=cfg.clock_hz,
-            baud=cfg.baud,
-            max_payload=cfg.max_payload,
-            trace_depth=cfg.trace_depth,
-            weight_ram=cfg.weight_ram,
-        )
+        return LinkTop.for_board(model, cfg)
 
     report = build_bitstream(
         top,

@@ -565,15 +565,7 @@ def _build_board(model, board: str, out: Path, say: Callable[[str], None]) -> di
             f"  LinkTop for {cfg.target.name} at {cfg.clock_hz / 1e6:g} MHz, {cfg.lanes} lane(s), "
             f"weights in {cfg.weight_ram.upper()} (synthesis, place and route: minutes)"
         )
-        return LinkTop(
-            model,
-            lanes=cfg.lanes,
-            clock_hz=cfg.clock_hz,
-            baud=cfg.baud,
-            max_payload=cfg.max_payload,
-            trace_depth=cfg.trace_depth,
-            weight_ram=cfg.weight_ram,
-        )
+        return LinkTop.for_board(model, cfg)
 
     report = build_bitstream(top, board, out, model=model)
     summary = {

@@ -310,7 +310,7 @@ def test_demo_bitstream_stage(tmp_path, monkeypatch):
     ice = get_target("icebreaker")
     assert made.core.layout.lanes == ice.lanes and made.clock_hz == ice.clock_hz
     assert made.divisor == ice.clock_hz // ice.baud
-    assert out_dir == tmp_path / "ok" / "bitstream" and options["model"] is not None
+    assert out_dir == tmp_path / "ok" / "bitstream" / "icebreaker" and options["model"] is not None
     stages = [s.name for s in result.stages]
     assert stages[-4:] == ["generate", "verify", "bitstream", "summary"]
     summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
@@ -318,11 +318,27 @@ def test_demo_bitstream_stage(tmp_path, monkeypatch):
     assert summary["bitstream"]["bitstream"] == str(out_dir / "top.bin")
     assert "icebreaker bitstream" in result.table and "Fmax 30.5 MHz" in result.table
 
+    # the iCEBreaker refuses the design: reported, and the fallback board is built
+    def refusing_icebreaker(top, target, out_dir, **options):
+        if target == "icebreaker":
+            raise build.BuildError("the design does not fit iCE40UP5K", stage="place_and_route")
+        return fake_build(top, target, out_dir, **options)
+
+    monkeypatch.setattr(build, "build_bitstream", refusing_icebreaker)
+    result = run_demo(tmp_path / "fallback", train=False, board_samples=0)
+    summary = json.loads((tmp_path / "fallback" / "summary.json").read_text())
+    assert summary["bitstream"]["board"] == "ulx3s"
+    assert summary["bitstream"]["refused"] == [
+        {"board": "icebreaker", "stage": "place_and_route",
+         "reason": "the design does not fit iCE40UP5K"}
+    ]  # fmt: skip
+    assert "icebreaker: the design does not fit iCE40UP5K" in result.table
+
     def failing_build(top, target, out_dir, **options):
-        raise build.BuildError("the design does not fit iCE40UP5K", stage="place_and_route")
+        raise build.BuildError(f"the design does not fit {target}", stage="place_and_route")
 
     monkeypatch.setattr(build, "build_bitstream", failing_build)
-    with pytest.raises(build.BuildError, match="does not fit"):
+    with pytest.raises(build.BuildError, match="no board fits"):
         run_demo(tmp_path / "bad", train=False, board_samples=0)
     timings = json.loads((tmp_path / "bad" / "timings.json").read_text())
     assert timings["stages"][-1]["name"] == "bitstream"

@@ -42,15 +42,7 @@ def link_top(model):
     """The factory ``unlayered build`` uses: the board top for a resolved BoardConfig."""
 
     def make(cfg):
-        return LinkTop(
-            model,
-            lanes=cfg.lanes,
-            clock_hz=cfg.clock_hz,
-            baud=cfg.baud,
-            max_payload=cfg.max_payload,
-            trace_depth=cfg.trace_depth,
-            weight_ram=cfg.weight_ram,
-        )
+        return LinkTop.for_board(model, cfg)
 
     return make
 
