@@ -153,8 +153,9 @@ class LinkEngine(wiring.Component):
              "holds": "the step each input channel last went to the core in"},
             {"name": "channel tokens", "words": n_in, "bits": 16,
              "holds": "duplicate check of the EVENTS frame being validated"},
-            {"name": "output counts", "words": 2 * int(self._model.sizes[-1]), "bits": 32,
-             "holds": "spikes per output neuron of the last sample (two read ports: two copies)"},
+            *({"name": f"output counts ({port})", "words": int(self._model.sizes[-1]),
+               "bits": 32, "holds": "spikes per output neuron of the last sample; one copy per "
+               "read port"} for port in ("collector", "engine")),
             {"name": "trace", "words": self._trace_depth, "bits": 80,
              "holds": "the last sample's spikes (step, group, neuron)"},
         ]  # fmt: skip
@@ -294,6 +295,18 @@ class LinkEngine(wiring.Component):
         def header(kind_: MsgType, length):
             return Cat(Const(int(kind_), 8), seq, length.as_unsigned()[:16])
 
+        def respond(*, slot: int, length, save: bool = False):
+            """Send the response in ``slot`` and release the frame (kept as the last accepted
+            command with ``save``); then wait for the next frame."""
+            m.d.comb += [
+                tx.send.eq(1),
+                tx.send_slot.eq(slot),
+                tx.send_length.eq(length),
+                rx.release.eq(1),
+                rx.save.eq(save),
+            ]
+            m.next = "WAIT"
+
         def refuse(code: ErrorCode, arg=0):
             m.d.sync += [err_code.eq(int(code)), err_arg.eq(arg)]
             m.next = "CMD_ERROR"
@@ -376,23 +389,11 @@ class LinkEngine(wiring.Component):
                     m.next = "LINK_ERROR_SEND"
 
             with m.State("LINK_ERROR_SEND"):
-                m.d.comb += [
-                    tx.send.eq(1),
-                    tx.send_slot.eq(1),
-                    tx.send_length.eq(9),
-                    rx.release.eq(1),
-                ]
+                respond(slot=1, length=9)
                 m.d.sync += self.link_error.eq(1)
-                m.next = "WAIT"
 
             with m.State("REPLAY"):
-                m.d.comb += [
-                    tx.send.eq(1),
-                    tx.send_slot.eq(0),
-                    tx.send_length.eq(saved_length),
-                    rx.release.eq(1),
-                ]
-                m.next = "WAIT"
+                respond(slot=0, length=saved_length)
 
             with m.State("PARSE"):  # payload bytes 0..7 into ``fixed``, byte 0 lowest
                 m.d.comb += [parsing.eq(1), parse_addr.eq(HEADER_SIZE + index)]
@@ -681,13 +682,6 @@ class LinkEngine(wiring.Component):
                     m.next = "FINISH"
 
             with m.State("FINISH"):
-                m.d.comb += [
-                    tx.send.eq(1),
-                    tx.send_slot.eq(0),
-                    tx.send_length.eq(wptr),
-                    rx.release.eq(1),
-                    rx.save.eq(1),
-                ]
+                respond(slot=0, length=wptr, save=True)
                 m.d.sync += saved_length.eq(wptr)
-                m.next = "WAIT"
         return m

@@ -22,9 +22,29 @@ from unlayered.sim import UnlayeredError
 
 from .top import LinkTop
 
-__all__ = ["FAULTS", "SimulatedBoard", "check_faults"]
+__all__ = ["FAULTS", "SimulatedBoard", "check_faults", "damage_frame"]
 
 FAULTS = ("corrupt", "drop_byte", "duplicate", "lose", "stall")
+
+
+def damage_frame(fault: str | None, data: bytes, rng: random.Random) -> list[bytes]:
+    """The byte strings a line delivers for the frame ``data`` under ``fault`` (``None``: as
+    sent; a stalled frame is delivered whole, the caller delays it). A damaged byte may be a
+    delimiter."""
+    if fault is None or fault == "stall":
+        return [data]
+    if fault == "lose":
+        return []
+    if fault == "duplicate":
+        return [data, data]
+    i = rng.randrange(len(data))
+    if fault == "corrupt":
+        damaged = bytearray(data)
+        damaged[i] ^= rng.randrange(1, 256)
+        return [bytes(damaged)]
+    if fault == "drop_byte":
+        return [data[:i] + data[i + 1 :]]
+    raise UnlayeredError(f"unknown line fault {fault!r}; known: {', '.join(FAULTS)}")
 
 
 def check_faults(*tables: dict[int, str] | None) -> None:
@@ -182,15 +202,4 @@ class SimulatedBoard:
         return fault
 
     def _damage(self, fault: str | None, data: bytes) -> list[bytes]:
-        if fault is None or fault == "stall":
-            return [data]
-        if fault == "lose":
-            return []
-        if fault == "duplicate":
-            return [data, data]
-        i = self._rng.randrange(1, len(data) - 1)  # inside the frame, not a delimiter
-        if fault == "corrupt":
-            damaged = bytearray(data)
-            damaged[i] ^= self._rng.randrange(1, 256)
-            return [bytes(damaged)]
-        return [data[:i] + data[i + 1 :]]  # drop_byte
+        return damage_frame(fault, data, self._rng)

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from unlayered.sim import Model, UnlayeredError
 
 from .fit import WEIGHT_RAMS, spram_refusal
-from .layout import CoreLayout
+from .layout import CoreLayout, fired_queue_shape, group_overlap
 from .pending import make_pending
 from .streams import InputKind, InputRecord, SpikeRecord, SummaryRecord, weight_write_layout
 
@@ -436,17 +436,9 @@ class NeuronCore(wiring.Component):
         # the drain emits spikes in ascending neuron order.
         k_max = max(lay.cycles)
         f = sched.group_size
-        # Overlap: the next group's picks may start while this group's last row is delivered
-        # and evaluated only where that cannot change them: ``fifo`` with F >= 1 when F entries
-        # are already pending (later pushes go behind them). The queue then holds entries of at
-        # most three rows (see the PICK state), hence its depth.
-        overlap = sched.name == "fifo" and f != 0
-        fq_width = 32 + 16 + len(b_layer) + nbanks * (1 + bucket_bits)
-        # depth K + 1: the inner FIFO of SyncFIFOBuffered holds depth - 1 while its output
-        # register fills, and a row writes at most K entries before the drain takes one.
-        m.submodules.fired = fq = SyncFIFOBuffered(
-            width=fq_width, depth=(3 if overlap else 1) * k_max + 1
-        )
+        overlap = group_overlap(model)  # the queue then holds entries of at most three rows
+        fq_width, fq_depth = fired_queue_shape(model, lay)
+        m.submodules.fired = fq = SyncFIFOBuffered(width=fq_width, depth=fq_depth)
         fq_count = Signal(range(3 * k_max + 2))
         rot_fire = Signal(nbanks)
         rot_bucket = [Signal(max(bucket_bits, 1), name=f"rot_bucket{j}") for j in range(nbanks)]

@@ -36,7 +36,7 @@ from typing import Any
 
 from unlayered.sim import Model, UnlayeredError
 
-from .layout import CoreLayout
+from .layout import CoreLayout, fired_queue_shape
 
 __all__ = ["DEVICES", "WEIGHT_RAMS", "fit_estimate", "memories", "spram_refusal"]
 
@@ -119,6 +119,9 @@ def memories(model: Model, lanes: int) -> list[dict[str, Any]]:
     else:
         pending = {"name": "pending.next", "depth": max(ns, 2), "width": 16}
     mems.append({**pending, "kind": "pending"})
+    width, depth = fired_queue_shape(model, lay)
+    # SyncFIFOBuffered keeps depth - 1 entries in its memory, the last in a register
+    mems.append({"name": "fired", "kind": "queue", "depth": max(depth - 1, 2), "width": width})
     for m in mems:
         m["bits"] = m["depth"] * m["width"]
     return mems
@@ -147,7 +150,8 @@ def fit_estimate(model: Model, lanes: int = 1, weight_ram: str = "bram") -> dict
     dict
         ``bits``: totals by kind (``synapses`` including padding, ``synapses_logical`` = weights
         of the network x ``weight_bits``, ``membranes`` including the refractory bits,
-        ``pending``, ``pending_registers``, ``total`` of the RAMs); ``memories``: each memory
+        ``pending``, ``queue`` (the fired-neuron queue), ``pending_registers``, ``total`` of
+        the RAMs); ``memories``: each memory
         with its depth, width, bits, the blocks it takes per device family and ``ram`` (where
         it goes with this ``weight_ram``: ``bram`` or ``spram``); ``weight_ram`` and
         ``weight_loading`` (``bitstream`` or ``host``, with ``note``); ``devices``: per device,
@@ -165,7 +169,7 @@ def fit_estimate(model: Model, lanes: int = 1, weight_ram: str = "bram") -> dict
         m["ice40_ebr"] = _blocks(m["depth"], m["width"], _ICE40_EBR)
         m["ecp5_ebr"] = _blocks(m["depth"], m["width"], _ECP5_EBR)
         m["ram"] = "spram" if weight_ram == "spram" and m["kind"] == "synapses" else "bram"
-    by_kind: dict[str, int] = {"synapses": 0, "membranes": 0, "pending": 0}
+    by_kind: dict[str, int] = {"synapses": 0, "membranes": 0, "pending": 0, "queue": 0}
     for m in mems:
         by_kind[m["kind"]] += m["bits"]
     synapses = sum(int(w.size) for w in model.weights)

@@ -19,7 +19,7 @@ import numpy as np
 
 from unlayered.sim import Model
 
-__all__ = ["CoreLayout"]
+__all__ = ["CoreLayout", "fired_queue_shape", "group_overlap"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,26 @@ class CoreLayout:
     def compatible(self, model: Model) -> bool:
         """True when ``model`` has the same shape, so its weights can be loaded into this core."""
         return CoreLayout.from_model(model, self.lanes) == self
+
+
+def group_overlap(model: Model) -> bool:
+    """Whether the core starts the next group's picks while this group's last row is delivered
+    and evaluated: only where that cannot change them, ``fifo`` with F >= 1 when F entries are
+    already pending (later pushes go behind them)."""
+    return model.scheduler.name == "fifo" and model.scheduler.group_size != 0
+
+
+def fired_queue_shape(model: Model, layout: CoreLayout) -> tuple[int, int]:
+    """``(width, depth)`` of the core's fired-neuron queue (a ``SyncFIFOBuffered``).
+
+    An entry is a write-back cycle that fired: group (32 bits), first target (16), layer, and
+    per lane a fire bit and the momentum bucket. Depth K + 1, three rows' worth with group
+    overlap (see the PICK state): the inner FIFO holds depth - 1 while its output register
+    fills, and a row writes at most K entries before the drain takes one.
+    """
+    sched = model.scheduler
+    buckets = sched.momentum_buckets
+    bucket_bits = max(buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
+    layer_bits = max(len(model.layers) - 1, 1).bit_length()
+    width = 32 + 16 + layer_bits + layout.lanes * (1 + bucket_bits)
+    return width, (3 if group_overlap(model) else 1) * max(layout.cycles) + 1

@@ -7,11 +7,10 @@ import random
 import numpy as np
 
 from unlayered.boards.device_model import DeviceModel
+from unlayered.boards.simulated import FAULTS, damage_frame
 from unlayered.sim import EventSamples, LayerSpec, Model, SchedulerSpec
 
 __all__ = ["FAULTS", "FaultyLoopback", "small_events", "small_model"]
-
-FAULTS = ("corrupt", "drop_byte", "duplicate", "lose", "stall")
 
 
 def small_model(scheduler: str = "random", seed: int = 0, *, group_size: int = 2) -> Model:
@@ -83,21 +82,7 @@ class FaultyLoopback:
         return fault
 
     def _damage(self, fault: str | None, data: bytes) -> list[bytes]:
-        """The byte strings delivered for ``data`` under ``fault``."""
-        if fault is None or fault == "stall":
-            return [data]
-        if fault == "lose":
-            return []
-        if fault == "duplicate":
-            return [data, data]
-        i = self.rng.randrange(len(data))
-        if fault == "corrupt":
-            damaged = bytearray(data)
-            damaged[i] ^= self.rng.randrange(1, 256)
-            return [bytes(damaged)]
-        if fault == "drop_byte":
-            return [data[:i] + data[i + 1 :]]
-        raise ValueError(f"unknown fault {fault!r}")
+        return damage_frame(fault, data, self.rng)
 
     def write(self, data: bytes) -> None:
         fault = self._fault(self.to_device, self.sent, "to_device")

@@ -103,9 +103,8 @@ def test_build_the_board_top(board, tmp_path):
         assert res["spram"]["used"] == fit["core"]["spram"] >= 1
     else:
         assert res["spram"]["used"] == 0
-    # The estimate counts each memory once, at its size; yosys duplicates a memory per read
-    # port and rounds depths up, so the placed count may exceed it (21 vs 15 on the UP5K here).
-    assert report["fit"]["totals"]["ebr"]["used"] >= 1
+    # yosys may put small memories into logic: the estimate is an upper bound
+    assert res["bram"]["used"] <= report["fit"]["totals"]["ebr"]["used"]
 
     assert {"fit", "elaborate", "synthesis", "place_and_route", "pack", "total"} <= set(
         report["seconds"]
