@@ -71,7 +71,9 @@ def test_faults_on_the_line_are_recovered():
         + [("to_host", i, f) for i, f in to_host.items()]
     )
     stats = link.stats
-    assert stats.retransmissions >= 6 and stats.timeouts >= 2  # lost frames cost a timeout
+    # The faults were recovered from, not missed: they cost retries and timeouts (bounds, as a
+    # fault that lands on a reply the host no longer waits for, a stale one, costs nothing)
+    assert stats.retransmissions >= 4 and stats.timeouts >= 2
     assert stats.corrupt_responses + stats.error_responses >= 2
 
 
