@@ -309,11 +309,11 @@ class LinkEngine(wiring.Component):
 
         def refuse(code: ErrorCode, arg=0):
             m.d.sync += [err_code.eq(int(code)), err_arg.eq(arg)]
-            m.next = "CMD_ERROR"
+            m.next = "ERROR"
 
         def link_fault(code: ErrorCode, seq_, arg=0):
             m.d.sync += [err_code.eq(int(code)), err_arg.eq(arg), seq.eq(seq_), wslot.eq(1)]
-            m.next = "LINK_ERROR"
+            m.next = "ERROR"
 
         # ---- constants ---------------------------------------------------------------------
         depth = self._trace_depth
@@ -382,11 +382,6 @@ class LinkEngine(wiring.Component):
                     with m.Else():  # accepted: the number is consumed, the response saved
                         m.d.sync += [expected.eq(rx.seq + 1), session.eq(1)]
                         m.next = "PARSE"
-
-            with m.State("LINK_ERROR"):
-                emit(Cat(header(MsgType.ERROR, Const(5, 16)), err_code, err_arg), 9)
-                with m.If(e_last):
-                    m.next = "LINK_ERROR_SEND"
 
             with m.State("LINK_ERROR_SEND"):
                 respond(slot=1, length=9)
@@ -676,9 +671,11 @@ class LinkEngine(wiring.Component):
                 with m.If(e_last):
                     m.next = "FINISH"
 
-            with m.State("CMD_ERROR"):
+            with m.State("ERROR"):  # a command error (slot 0, saved) or a link error (slot 1)
                 emit(Cat(header(MsgType.ERROR, Const(5, 16)), err_code, err_arg), 9)
-                with m.If(e_last):
+                with m.If(e_last & wslot):
+                    m.next = "LINK_ERROR_SEND"
+                with m.Elif(e_last):
                     m.next = "FINISH"
 
             with m.State("FINISH"):
