@@ -190,11 +190,10 @@ class LinkEngine(wiring.Component):
         step = Signal(32)  # the step the next record belongs to
         step_open = Signal()  # records of ``step`` went to the core
         token = Signal(16)  # the duplicate-check token of the step being validated
-        busy = Signal()  # the sample ended but the core is still computing it
+        busy = self.computing  # the sample ended but the core is still computing it
         m.d.comb += [
             busy.eq((phase == _DONE) & ~res.done),
             self.running.eq((phase == _RUNNING) | busy),
-            self.computing.eq(busy),
         ]
 
         # ---- the command being executed --------------------------------------------------
@@ -229,9 +228,9 @@ class LinkEngine(wiring.Component):
         item = Signal(16)
         item_have = Signal()
         item_phase = Signal(range(3))
-        item_index = Signal(16)
+        item_index = Signal(range(capacity // 2 + 1))
         item_ptr = Signal(range(capacity + 2))  # frame address of the next item's low byte
-        item_count = Signal(16)
+        item_count = Signal(range(capacity // 2 + 1))
         item_start = Signal()  # comb: restart at ``item_base``
         item_base = Signal(range(capacity + 2))
         item_take = Signal()  # comb: the item is consumed
