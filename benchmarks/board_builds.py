@@ -37,6 +37,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ from machine import describe  # noqa: E402  (benchmarks/machine.py)
 from unlayered.boards.build import BuildError, build_bitstream  # noqa: E402
 from unlayered.boards.targets import get_target  # noqa: E402
 from unlayered.boards.top import LinkTop  # noqa: E402
-from unlayered.sim import LayerSpec, Model, SchedulerSpec, load_model  # noqa: E402
+from unlayered.sim import LayerSpec, Model, SchedulerSpec, UnlayeredError, load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("example", "demo")
@@ -70,7 +71,12 @@ SOURCES_SHA = _sources_hash()
 
 
 def make_model(name: str, seed: int = 1) -> Model:
-    """``example``: the repository's example artifact; ``demo``: 64-64-10, momentum F = 8."""
+    """``example``: the repository's example artifact; ``demo``: 64-64-10, momentum F = 8;
+    ``NAME-SCHEDULER`` (e.g. ``example-fifo``): the same network under another scheduler."""
+    base, _, scheduler = name.partition("-")
+    if scheduler:
+        model = make_model(base, seed)
+        return replace(model, scheduler=replace(model.scheduler, name=scheduler))
     if name == "example":
         return load_model(ROOT / "examples" / "model.npz")
     if name != "demo":
@@ -125,7 +131,9 @@ def build_one(board: str, name: str, lanes: int, work: Path, seed: int) -> dict:
         report = build_bitstream(top, board, work / key(board, name, lanes), lanes=lanes,
                                  model=model, seed=seed)  # fmt: skip
         rec["status"] = "ok"
-    except BuildError as exc:
+    except UnlayeredError as exc:  # a BuildError, or a configuration the core refuses
+        if not isinstance(exc, BuildError):
+            exc = BuildError(str(exc), stage="config")
         report = exc.report
         cause = str(exc).splitlines()[0].split("; log ")[0]  # the log's path and tail: in report
         rec["status"] = f"failed ({exc.stage}): {cause}"
@@ -183,13 +191,17 @@ def table(doc: dict) -> str:
 
 
 def _order(r: dict) -> tuple:
-    return (r["board"], MODELS.index(r["model"]) if r["model"] in MODELS else 99, r["lanes"])
+    return (r["board"], r["model"], r["lanes"])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--boards", default="ulx3s", help="comma list of boards (ulx3s)")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma list: example,demo")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODELS),
+        help="comma list: example, demo, or NAME-SCHEDULER such as example-fifo",
+    )
     parser.add_argument("--lanes", default="1,4,8", help="comma list of lanes (1,4,8)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr seed and demo weights (1)")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "boards")
@@ -206,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         get_target(board)  # an unknown board fails here, naming the known ones
     models = args.models.split(",")
     for name in models:
-        if name not in MODELS:
+        if name.partition("-")[0] not in MODELS:
             parser.error(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     lanes = [int(x) for x in args.lanes.split(",")]
 
@@ -222,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
         "commands": [*previous.get("commands", []), command],
         "machine": describe(),
         "sources_sha256_16": SOURCES_SHA,
-        "models": {name: describe_model(make_model(name, args.seed)) for name in MODELS},
+        "models": {
+            **previous.get("models", {}),
+            **{name: describe_model(make_model(name, args.seed)) for name in models},
+        },
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
