@@ -2,8 +2,9 @@
 the UART; channel A programs the SPI flash).
 
 The UP5K is small for the core and the link engine together: the default is one lane at 18 MHz
-(a fifo-scheduled 64-32-10 network uses 5,091 of 5,280 logic cells and reaches 21.8 MHz; the
-momentum scheduler's pending structure does not fit yet: 5,767 cells). Weights live in SPRAM,
+(fifo, random and sync networks of 64-32-10 and 64-64-10 use 5,097 to 5,201 of 5,280 logic
+cells and reach 20.5 to 22.1 MHz; a momentum network does not fit yet: 5,733 cells; see
+docs/benchmarks/boards.md). Weights live in SPRAM,
 which the bitstream cannot initialize: the host loads them over the link after configuration.
 A 250-byte payload keeps each link buffer in one block RAM. Two LEDs on
 the main board (red ``led 0``, green ``led 1``): ``leds[0]`` and ``leds[1]`` of the top.
