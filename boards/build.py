@@ -41,6 +41,7 @@ from typing import Any
 from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable
 
+from unlayered.gateware.memory import YOSYS_AFTER_READ
 from unlayered.sim import Model, UnlayeredError
 
 from . import toolchain
@@ -369,6 +370,7 @@ def build_bitstream(
             do_build=False,
             debug_verilog=False,
             synth_opts=synth_opts,
+            script_after_read=YOSYS_AFTER_READ,  # collision-free memories: no bypass logic
             script_after_synth="tee -q -o stat.json stat -json",
             nextpnr_opts=[
                 "--report",

@@ -18,6 +18,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from unlayered.gateware.memory import COLLISION_FREE
+
 from .protocol import CRC_SIZE, HEADER_SIZE, MAX_FRAME
 
 __all__ = ["FrameReceiver", "FrameStatus", "FrameTransmitter", "crc16_step"]
@@ -146,7 +148,9 @@ class FrameReceiver(wiring.Component):
         m = Module()
         capacity = self._capacity
         abits = ceil_log2(capacity)  # each half holds 2**abits >= capacity bytes
-        m.submodules.memory = memory = Memory(shape=unsigned(8), depth=2 << abits, init=[])
+        m.submodules.memory = memory = Memory(
+            shape=unsigned(8), depth=2 << abits, init=[], attrs=COLLISION_FREE
+        )
         wr = memory.write_port()
         rd = memory.read_port()  # shared: the saved half while receiving, the held half after
 
@@ -336,7 +340,7 @@ class FrameTransmitter(wiring.Component):
         capacity = self._capacity
         # Slot 0 at 0..capacity-1, slot 1 right after it
         m.submodules.memory = memory = Memory(
-            shape=unsigned(8), depth=capacity + TX_SHORT_SLOT, init=[]
+            shape=unsigned(8), depth=capacity + TX_SHORT_SLOT, init=[], attrs=COLLISION_FREE
         )
         wr = memory.write_port()
         rd = memory.read_port()

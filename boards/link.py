@@ -28,6 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from unlayered.gateware.layout import CoreLayout
+from unlayered.gateware.memory import COLLISION_FREE
 from unlayered.gateware.streams import (
     InputKind,
     InputRecord,
@@ -175,8 +176,12 @@ class LinkEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.spikes), res.spikes)
         wiring.connect(m, wiring.flipped(self.summary), res.summary)
 
-        m.submodules.marks = marks = Memory(shape=unsigned(32), depth=max(n_in, 2), init=[])
-        m.submodules.tokens = tokens = Memory(shape=unsigned(16), depth=max(n_in, 2), init=[])
+        m.submodules.marks = marks = Memory(
+            shape=unsigned(32), depth=max(n_in, 2), init=[], attrs=COLLISION_FREE
+        )
+        m.submodules.tokens = tokens = Memory(
+            shape=unsigned(16), depth=max(n_in, 2), init=[], attrs=COLLISION_FREE
+        )
         mark_rd, mark_wr = marks.read_port(), marks.write_port()
         token_rd, token_wr = tokens.read_port(), tokens.write_port()
 

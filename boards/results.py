@@ -13,6 +13,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from unlayered.gateware.memory import COLLISION_FREE
 from unlayered.gateware.streams import SpikeRecord, SummaryRecord
 from unlayered.sim import Model
 
@@ -79,7 +80,9 @@ class ResultCollector(wiring.Component):
         n_out, depth = self._n_out, self._depth
         out_start = int(self._model.layer_starts[-1])
 
-        m.submodules.counts = counts = Memory(shape=unsigned(32), depth=max(n_out, 2), init=[])
+        m.submodules.counts = counts = Memory(
+            shape=unsigned(32), depth=max(n_out, 2), init=[], attrs=COLLISION_FREE
+        )
         count_rmw = counts.read_port()  # the count of the output that just fired
         count_read = counts.read_port()  # the link engine's
         count_write = counts.write_port()
@@ -88,7 +91,9 @@ class ResultCollector(wiring.Component):
             self.counts_data.eq(count_read.data),
         ]
         if depth:
-            m.submodules.trace = trace = Memory(shape=SpikeRecord, depth=max(depth, 2), init=[])
+            m.submodules.trace = trace = Memory(
+                shape=SpikeRecord, depth=max(depth, 2), init=[], attrs=COLLISION_FREE
+            )
             trace_read, trace_write = trace.read_port(), trace.write_port()
             m.d.comb += [trace_read.addr.eq(self.trace_addr), self.trace_data.eq(trace_read.data)]
 

@@ -18,7 +18,6 @@ from amaranth.hdl import (
     unsigned,
 )
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -26,6 +25,7 @@ from unlayered.sim import Model, UnlayeredError
 
 from .fit import WEIGHT_RAMS, spram_refusal
 from .layout import CoreLayout, fired_queue_shape, group_overlap
+from .memory import COLLISION_FREE, BlockFIFO
 from .pending import make_pending
 from .streams import InputKind, InputRecord, SpikeRecord, SummaryRecord, weight_write_layout
 
@@ -150,7 +150,9 @@ class NeuronCore(wiring.Component):
         image = lay.weight_image(model)
         for b in range(nbanks):
             if self._weight_ram == "bram":
-                wm = Memory(shape=signed(wb), depth=wdepth, init=image[b].tolist())
+                wm = Memory(
+                    shape=signed(wb), depth=wdepth, init=image[b].tolist(), attrs=COLLISION_FREE
+                )
                 m.submodules[f"weight{b}"] = wm
                 wp, rp = wm.write_port(), wm.read_port()
                 m.d.comb += [
@@ -438,7 +440,7 @@ class NeuronCore(wiring.Component):
         f = sched.group_size
         overlap = group_overlap(model)  # the queue then holds entries of at most three rows
         fq_width, fq_depth = fired_queue_shape(model, lay)
-        m.submodules.fired = fq = SyncFIFOBuffered(width=fq_width, depth=fq_depth)
+        m.submodules.fired = fq = BlockFIFO(width=fq_width, depth=fq_depth)
         fq_count = Signal(range(3 * k_max + 2))
         rot_fire = Signal(nbanks)
         rot_bucket = [Signal(max(bucket_bits, 1), name=f"rot_bucket{j}") for j in range(nbanks)]

@@ -11,7 +11,7 @@ Counted per memory (``lib.memory.Memory``, one synchronous read port and one wri
 - ``membrane{b}``: ``L`` banks of ``ceil(N / L)`` words of ``membrane_bits + 1`` (membrane and
   refractory bit);
 - the pending structure of the scheduler, ``S = n_inputs + N`` entries: ``fifo`` a FIFO of
-  16-bit sources (``lib.fifo.SyncFIFOBuffered``: ``S - 1`` words in RAM plus an output
+  16-bit sources (:class:`~.memory.BlockFIFO`: ``S - 1`` words in RAM plus an output
   register), ``sync`` one flag bit per source, ``random`` a 16-bit list, ``momentum`` a 16-bit
   next-pointer memory (its per-bucket head, tail and count are registers, reported apart).
 
@@ -120,7 +120,7 @@ def memories(model: Model, lanes: int) -> list[dict[str, Any]]:
         pending = {"name": "pending.next", "depth": max(ns, 2), "width": 16}
     mems.append({**pending, "kind": "pending"})
     width, depth = fired_queue_shape(model, lay)
-    # SyncFIFOBuffered keeps depth - 1 entries in its memory, the last in a register
+    # BlockFIFO keeps depth - 1 entries in its memory, the last in a register
     mems.append({"name": "fired", "kind": "queue", "depth": max(depth - 1, 2), "width": width})
     for m in mems:
         m["bits"] = m["depth"] * m["width"]

@@ -128,7 +128,7 @@ def group_overlap(model: Model) -> bool:
 
 
 def fired_queue_shape(model: Model, layout: CoreLayout) -> tuple[int, int]:
-    """``(width, depth)`` of the core's fired-neuron queue (a ``SyncFIFOBuffered``).
+    """``(width, depth)`` of the core's fired-neuron queue (a :class:`~.memory.BlockFIFO`).
 
     An entry is a write-back cycle that fired: group (32 bits), first target (16), layer, and
     per lane a fire bit and the momentum bucket. Depth K + 1, three rows' worth with group

@@ -2,15 +2,15 @@
 
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 
+from .memory import BlockFIFO
 from .pending import pending_ports
 
 __all__ = ["PendingFifo"]
 
 
 class PendingFifo(wiring.Component):
-    """Arrival order: a ``lib.fifo.SyncFIFOBuffered`` of sources.
+    """Arrival order: a :class:`~.memory.BlockFIFO` of sources.
 
     Parameters
     ----------
@@ -26,7 +26,7 @@ class PendingFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fifo = SyncFIFOBuffered(width=16, depth=max(self._n_sources, 2))
+        fifo = BlockFIFO(width=16, depth=max(self._n_sources, 2))
         m.submodules.fifo = ResetInserter(self.clear)(fifo)
         take = Signal()
         m.d.comb += [

@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
+from .memory import COLLISION_FREE
 from .pending import pending_ports
 
 __all__ = ["PendingMomentum"]
@@ -36,7 +37,7 @@ class PendingMomentum(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         nb, ns = self._n_buckets, self._n_sources
-        m.submodules.next = mem = Memory(shape=16, depth=max(ns, 2), init=[])
+        m.submodules.next = mem = Memory(shape=16, depth=max(ns, 2), init=[], attrs=COLLISION_FREE)
         wp = mem.write_port()
         rp = mem.read_port()
 

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
+from .memory import COLLISION_FREE
 from .pending import pending_ports
 from .rng import Xorshift32
 
@@ -33,7 +34,7 @@ class PendingRandom(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ns = max(self._n_sources, 2)
-        m.submodules.list = mem = Memory(shape=16, depth=ns, init=[])
+        m.submodules.list = mem = Memory(shape=16, depth=ns, init=[], attrs=COLLISION_FREE)
         wp = mem.write_port()
         rp_pick = mem.read_port()
         rp_last = mem.read_port()

@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
+from .memory import COLLISION_FREE
 from .pending import pending_ports
 
 __all__ = ["PendingSync"]
@@ -38,7 +39,7 @@ class PendingSync(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ns, nl = self._n_sources, self._n_layers
-        m.submodules.flags = mem = Memory(shape=1, depth=max(ns, 2), init=[])
+        m.submodules.flags = mem = Memory(shape=1, depth=max(ns, 2), init=[], attrs=COLLISION_FREE)
         wp = mem.write_port()
         rp = mem.read_port()
 
