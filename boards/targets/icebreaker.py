@@ -2,8 +2,8 @@
 the UART; channel A programs the SPI flash).
 
 The UP5K is small for the core and the link engine together: the default is one lane at 18 MHz
-(fifo, random and sync networks of 64-32-10 and 64-64-10 use 5,097 to 5,201 of 5,280 logic
-cells and reach 20.5 to 22.1 MHz; a momentum network does not fit yet: 5,733 cells; see
+(64-32-10 and 64-64-10 networks use 4,418 to 5,215 of 5,280 logic cells, momentum the most, and
+reach 20.8 to 22.7 MHz; two lanes fit fifo, random and sync, not momentum; see
 docs/benchmarks/boards.md). Weights live in SPRAM,
 which the bitstream cannot initialize: the host loads them over the link after configuration.
 A 250-byte payload keeps each link buffer in one block RAM. Two LEDs on
