@@ -10,7 +10,7 @@ Yosys applies the attribute when it merges a read register into a memory port, w
 reads Verilog; Amaranth's RTLIL (the board builds) has the ports already synchronous, so the
 build runs :data:`YOSYS_AFTER_READ` first. The promise is tested: the equivalence tests are run
 a second time with every such read port transparent (a collision reads the new word), and
-must give the same traces (``tests/gateware/test_memory_collisions.py``).
+must give the same traces (``tests/gateware/test_memory.py``).
 """
 
 from amaranth.hdl import Module, Mux, Signal
