@@ -122,7 +122,7 @@ class NeuronCore(wiring.Component):
         m = Module()
         model, lay, nbanks = self._model, self._layout, self._lanes
         sched = model.scheduler
-        mb, wb = model.membrane_bits, model.weight_bits
+        mb, wbits = model.membrane_bits, model.weight_bits
         nl = len(model.layers)
         n_in, ns = lay.n_inputs, lay.n_sources
         vmin, vmax = model.vmin, model.vmax
@@ -131,27 +131,40 @@ class NeuronCore(wiring.Component):
         top_bucket = n_buckets - 1
 
         # ---- memories -------------------------------------------------------------------
-        v_wp, v_rp = [], []
+        # Membrane bank b: every write goes through a request register (``wq_*``), so no
+        # adder or multiplexer feeds the block RAM's write port. A read of the address written
+        # in the same cycle is never used (the delivery pipeline forwards the words it has in
+        # flight instead), so the banks are collision-free.
+        v_rp = []
+        wq_en = [Signal(name=f"wq_en{b}") for b in range(nbanks)]
+        wq_addr = [Signal(range(max(depth, 2)), name=f"wq_addr{b}") for b in range(nbanks)]
+        wq_data = [Signal(mb + 1, name=f"wq_data{b}") for b in range(nbanks)]
         for b in range(nbanks):
-            vm = Memory(shape=mb + 1, depth=max(depth, 2), init=[])
+            vm = Memory(shape=mb + 1, depth=max(depth, 2), init=[], attrs=COLLISION_FREE)
             m.submodules[f"membrane{b}"] = vm
             wp = vm.write_port()
-            v_wp.append(wp)
-            v_rp.append(vm.read_port(transparent_for=(wp,)))
+            m.d.comb += [wp.addr.eq(wq_addr[b]), wp.data.eq(wq_data[b]), wp.en.eq(wq_en[b])]
+            m.d.sync += wq_en[b].eq(0)  # a write request lasts one cycle unless renewed
+            v_rp.append(vm.read_port())
         v_rdata = Array(rp.data for rp in v_rp)
+
+        def request_write(b, addr, data):
+            """Write ``data`` to membrane bank ``b`` at ``addr`` in the next cycle."""
+            m.d.sync += [wq_en[b].eq(1), wq_addr[b].eq(addr), wq_data[b].eq(data)]
+
         # Weight bank b: the delivery pipeline reads ``w_raddr[b]`` (the word arrives in
         # ``w_rdata[b]`` after the clock edge); the weights port writes ``wr`` while the core is
         # idle (``w_we[b]``).
         wr = self.weights.payload
         wdepth = max(lay.weight_depth, 2)
         w_raddr = [Signal(range(wdepth), name=f"w_raddr{b}") for b in range(nbanks)]
-        w_rdata = [Signal(signed(wb), name=f"w_rdata{b}") for b in range(nbanks)]
+        w_rdata = [Signal(signed(wbits), name=f"w_rdata{b}") for b in range(nbanks)]
         w_we = [Signal(name=f"w_we{b}") for b in range(nbanks)]
         image = lay.weight_image(model)
         for b in range(nbanks):
             if self._weight_ram == "bram":
                 wm = Memory(
-                    shape=signed(wb), depth=wdepth, init=image[b].tolist(), attrs=COLLISION_FREE
+                    shape=signed(wbits), depth=wdepth, init=image[b].tolist(), attrs=COLLISION_FREE
                 )
                 m.submodules[f"weight{b}"] = wm
                 wp, rp = wm.write_port(), wm.read_port()
@@ -169,7 +182,7 @@ class NeuronCore(wiring.Component):
             m.d.comb += [
                 addr.eq(Mux(w_we[b], wr.addr, w_raddr[b])),
                 wdata.eq(wr.data),
-                w_rdata[b].eq(dataout[:wb].as_signed()),
+                w_rdata[b].eq(dataout[:wbits].as_signed()),
             ]
             if platform is None:  # what the board holds at power-up: zeros, not the weights
                 sm = Memory(shape=16, depth=wdepth, init=[])
@@ -256,37 +269,57 @@ class NeuronCore(wiring.Component):
         out_fired = Signal()
         stop = Signal()
 
-        # ---- delivery pipeline: next row slot, stage A (weight read), stage A2 (membrane
-        # read; the weight word is registered), stage B (add, evaluate, write back) ---------
+        # ---- delivery pipeline --------------------------------------------------------------
+        # next-row slot -> A (weight read) -> A2 (membrane read; the weight word is registered)
+        # -> B (the membrane word arrives; words still in flight are forwarded) -> X (add,
+        # saturate, evaluate) -> WB (the write request reaches the membrane bank; the lanes
+        # that fired go to the fired queue). WB2 holds WB's words one cycle longer, for the
+        # forwarding only.
         nx_valid = Signal()
         nx_src = Signal(16)  # the source in the slot (raw, straight from the pending head)
         nx_layer = Signal(range(max(nl, 2)))
-        nx_group, a_group, b_group = Signal(32), Signal(32), Signal(32)  # for overlapped groups
+        nx_group, a_group = Signal(32), Signal(32)  # groups may overlap in the pipeline
         a_active = Signal()
         a_row = Signal(32)
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
         a_last = Signal()
-        a2_valid = Signal()
-        a2_mask = Signal(nbanks)
-        a2_layer = Signal(range(max(nl, 2)))
-        a2_k = Signal(17)
-        a2_final = Signal()
-        a2_group = Signal(32)
-        a2_vaddr = [Signal(range(max(depth, 2)), name=f"a2_vaddr{b}") for b in range(nbanks)]
-        w_q = [Signal(signed(wb), name=f"w_q{b}") for b in range(nbanks)]
-        b_valid = Signal()
-        b_mask = Signal(nbanks)
-        b_layer = Signal(range(max(nl, 2)))
-        b_k = Signal(17)
+
+        class _Stage:
+            """The registers of one delivery stage: which row cycle it holds and for whom."""
+
+            def __init__(self, prefix):
+                self.valid = Signal(name=f"{prefix}_valid")
+                self.mask = Signal(nbanks, name=f"{prefix}_mask")  # banks with a target
+                self.layer = Signal(range(max(nl, 2)), name=f"{prefix}_layer")
+                self.k = Signal(17, name=f"{prefix}_k")  # the cycle within the row
+                self.final = Signal(name=f"{prefix}_final")  # the group's evaluating row
+                self.group = Signal(32, name=f"{prefix}_group")
+                self.addr = [
+                    Signal(range(max(depth, 2)), name=f"{prefix}_addr{b}") for b in range(nbanks)
+                ]
+
+            def follow(self, ahead):
+                """Take over the row cycle held by stage ``ahead`` (a bubble if it has none)."""
+                m.d.sync += self.valid.eq(ahead.valid)
+                with m.If(ahead.valid):
+                    m.d.sync += [
+                        self.mask.eq(ahead.mask),
+                        self.layer.eq(ahead.layer),
+                        self.k.eq(ahead.k),
+                        self.final.eq(ahead.final),
+                        self.group.eq(ahead.group),
+                    ]
+                    m.d.sync += [a.eq(z) for a, z in zip(self.addr, ahead.addr, strict=True)]
+
+        a2, sb, sx, wb, wb2 = (_Stage(p) for p in ("a2", "b", "x", "wb", "wb2"))
+        w_q = [Signal(signed(wbits), name=f"w_q{b}") for b in range(nbanks)]
         # Fused evaluation (semantics 11): the last row of a group whose sources all lie in one
-        # layer is marked final; its write-back evaluates every target.
+        # layer is marked final; its X stage evaluates every target.
         mark_final = Signal()  # comb: the row in the next-row slot is the group's last
         nx_final = Signal()
         a_final = Signal()
-        b_final = Signal()
         fused = Signal()  # the current group is evaluated in the write-back
-        b_addr = [Signal(range(max(depth, 2)), name=f"b_addr{b}") for b in range(nbanks)]
 
         m.d.comb += a_last.eq(a_k == cycles[a_layer] - 1)
         nx_take = Signal()
@@ -294,7 +327,9 @@ class NeuronCore(wiring.Component):
         nx_free = Signal()
         m.d.comb += nx_free.eq(~nx_valid | nx_take)
         pipe_empty = Signal()
-        m.d.comb += pipe_empty.eq(~nx_valid & ~a_active & ~a2_valid & ~b_valid)
+        m.d.comb += pipe_empty.eq(
+            ~nx_valid & ~a_active & ~a2.valid & ~sb.valid & ~sx.valid & ~wb.valid
+        )
 
         offsets = [
             Array(Const(lay.bank_offset[li][b], 32) for li in range(nl)) for b in range(nbanks)
@@ -305,38 +340,27 @@ class NeuronCore(wiring.Component):
         for b in range(nbanks):
             m.d.comb += [
                 w_raddr[b].eq(a_row + a_k),
-                v_rp[b].addr.eq(a2_vaddr[b]),
+                v_rp[b].addr.eq(a2.addr[b]),
             ]
             m.d.sync += w_q[b].eq(w_rdata[b])  # the weight of stage A2's read, for stage B
+        m.d.sync += a2.valid.eq(a_active)
         with m.If(a_active):
             m.d.sync += [
-                a2_valid.eq(1),
                 a_k.eq(a_k + 1),
-                a2_layer.eq(a_layer),
-                a2_k.eq(a_k),
-                a2_final.eq(a_final),
-                a2_group.eq(a_group),
+                a2.layer.eq(a_layer),
+                a2.k.eq(a_k),
+                a2.final.eq(a_final),
+                a2.group.eq(a_group),
             ]
             for b in range(nbanks):
                 m.d.sync += [
-                    a2_mask[b].eq(a_k < counts[b][a_layer]),
-                    a2_vaddr[b].eq(offsets[b][a_layer] + a_k),
+                    a2.mask[b].eq(a_k < counts[b][a_layer]),
+                    a2.addr[b].eq(offsets[b][a_layer] + a_k),
                 ]
-        with m.Else():
-            m.d.sync += a2_valid.eq(0)
-        with m.If(a2_valid):
-            m.d.sync += [
-                b_valid.eq(1),
-                b_layer.eq(a2_layer),
-                b_k.eq(a2_k),
-                b_final.eq(a2_final),
-                b_group.eq(a2_group),
-                b_mask.eq(a2_mask),
-            ]
-            for b in range(nbanks):
-                m.d.sync += b_addr[b].eq(a2_vaddr[b])
-        with m.Else():
-            m.d.sync += b_valid.eq(0)
+        sb.follow(a2)
+        sx.follow(sb)
+        wb.follow(sx)
+        wb2.follow(wb)
         with m.If(nx_take):
             m.d.sync += [
                 a_active.eq(1),
@@ -360,78 +384,93 @@ class NeuronCore(wiring.Component):
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
 
-        # Stage B: add, saturate, evaluate, write back, in the cycle the reads return. The
-        # threshold compare is not done on the saturated sum (a second carry chain behind the
-        # add) but in parallel with it, on 3-operand sums of the read data (membranes are at
-        # least as wide as weights, so ``v + w`` fits ``mb + 1`` bits):
-        #   clamp(v + w) > thr  <=>  v + w - thr - 1 >= 0, for vmin <= thr < vmax
-        #   (never for thr >= vmax, always for thr < vmin);
-        #   clamp(v + w) - thr   =  vmax - thr / vmin - thr when saturated, else v + w - thr.
-        # The saturation itself is read off the two top bits of ``v + w``.
-        b_fire = Signal(nbanks)
-        b_bucket = []
+        # Stage B: the membrane words arrive. A target may have been written by the three
+        # row cycles ahead (short rows, repeated targets): the one in WB wrote after this read
+        # and the one in WB2 in the same cycle (an undefined word), so their words replace the
+        # read word here; the one in X writes next cycle, so X takes its word from the write
+        # request (``x_fwd``). Newer words win. The weight is combined with the layer's
+        # threshold here, so that X adds two operands per carry chain.
         thr_l = [layer.threshold for layer in model.layers]
-        wrap = (1 << (mb + 1)) - 1
-        fire_never = Array(Const(int(t >= vmax), 1) for t in thr_l)[b_layer]
-        fire_always = Array(Const(int(t < vmin), 1) for t in thr_l)[b_layer]
-        neg_thr = Array(Const(-t, signed(mb + 3)) for t in thr_l)[b_layer]
-        neg_thr1 = Array(Const(-t - 1, signed(mb + 3)) for t in thr_l)[b_layer]
-        hi_reset = Array(Const((vmax - t) & wrap, mb + 1) for t in thr_l)[b_layer]
-        lo_reset = Array(Const((vmin - t) & wrap, mb + 1) for t in thr_l)[b_layer]
-        hi_over = Array(Const((vmax - t - 1) & wrap, mb + 1) for t in thr_l)[b_layer]
-        lo_over = Array(Const((vmin - t - 1) & wrap, mb + 1) for t in thr_l)[b_layer]
+        neg_thr = Array(Const(-t, signed(mb + 3)) for t in thr_l)
+        neg_thr1 = Array(Const(-t - 1, signed(mb + 3)) for t in thr_l)
+        x_word = [Signal(mb + 1, name=f"x_word{b}") for b in range(nbanks)]
+        x_fwd = [Signal(name=f"x_fwd{b}") for b in range(nbanks)]
+        x_w = [Signal(signed(wbits), name=f"x_w{b}") for b in range(nbanks)]
+        x_wt = [Signal(signed(mb + 3), name=f"x_wt{b}") for b in range(nbanks)]  # w - thr
+        x_wt1 = [Signal(signed(mb + 3), name=f"x_wt1{b}") for b in range(nbanks)]  # w - thr - 1
 
-        def add3(x, y, z):
-            """``x + y + z`` in ``mb + 3`` bits with one carry chain: a carry-save layer (one LUT
-            per bit), then a single adder (yosys maps ``(x + y) + z`` to two chains in series)."""
-            width = mb + 3
-            xs = Signal(signed(width))
-            ys = Signal(signed(width))
-            zs = Signal(signed(width))
-            m.d.comb += [xs.eq(x), ys.eq(y), zs.eq(z)]
-            xu, yu, zu = xs.as_unsigned(), ys.as_unsigned(), zs.as_unsigned()
-            sum_bits = xu ^ yu ^ zu
-            carry = Cat(Const(0, 1), ((xu & yu) | (xu & zu) | (yu & zu))[: width - 1])
-            return (sum_bits + carry)[:width].as_signed()
+        def writes(stage, b):
+            return stage.valid & stage.mask[b] & (stage.addr[b] == sb.addr[b])
 
+        wb2_data = [Signal(mb + 1, name=f"wb2_data{b}") for b in range(nbanks)]
         for b in range(nbanks):
-            word = v_rp[b].data
-            v_in, w_in = vpart(word), w_q[b]
+            m.d.sync += wb2_data[b].eq(wq_data[b])
+            m.d.sync += [
+                x_fwd[b].eq(writes(sx, b)),
+                x_word[b].eq(
+                    Mux(writes(wb, b), wq_data[b], Mux(writes(wb2, b), wb2_data[b], v_rdata[b]))
+                ),
+                x_w[b].eq(w_q[b]),
+                x_wt[b].eq(w_q[b] + neg_thr[sb.layer]),
+                x_wt1[b].eq(w_q[b] + neg_thr1[sb.layer]),
+            ]
+
+        # Stage X: add, saturate, evaluate; the result is the write request. The threshold
+        # compare is not done on the saturated sum (a second carry chain behind the add) but
+        # beside it (membranes are at least as wide as weights, so ``v + w`` fits ``mb + 1``
+        # bits):
+        #   clamp(v + w) > thr  <=>  v + (w - thr - 1) >= 0, for vmin <= thr < vmax
+        #   (never for thr >= vmax, always for thr < vmin);
+        #   clamp(v + w) - thr   =  vmax - thr / vmin - thr when saturated, else v + (w - thr).
+        # The saturation itself is read off the two top bits of ``v + w``.
+        x_fire = Signal(nbanks)
+        wb_fire = Signal(nbanks)
+        wb_over = [Signal(mb + 1, name=f"wb_over{b}") for b in range(nbanks)]
+        wrap = (1 << (mb + 1)) - 1
+
+        def per_layer(values, shape):
+            return Array(Const(v, shape) for v in values)[sx.layer]
+
+        fire_never = per_layer([int(t >= vmax) for t in thr_l], 1)
+        fire_always = per_layer([int(t < vmin) for t in thr_l], 1)
+        hi_reset = per_layer([(vmax - t) & wrap for t in thr_l], mb + 1)
+        lo_reset = per_layer([(vmin - t) & wrap for t in thr_l], mb + 1)
+        hi_over = per_layer([(vmax - t - 1) & wrap for t in thr_l], mb + 1)
+        lo_over = per_layer([(vmin - t - 1) & wrap for t in thr_l], mb + 1)
+        for b in range(nbanks):
+            word = Signal(mb + 1, name=f"x_in{b}")
+            m.d.comb += word.eq(Mux(x_fwd[b], wq_data[b], x_word[b]))
+            v_in = vpart(word)
             total = Signal(signed(mb + 2), name=f"sum{b}")
-            m.d.comb += total.eq(v_in + w_in)
+            m.d.comb += total.eq(v_in + x_w[b])
             hi = Signal(name=f"sat_hi{b}")  # total > vmax
             lo = Signal(name=f"sat_lo{b}")  # total < vmin
             m.d.comb += [hi.eq(~total[mb] & total[mb - 1]), lo.eq(total[mb] & ~total[mb - 1])]
             diff1 = Signal(signed(mb + 3), name=f"diff1_{b}")  # v + w - thr - 1
             diff = Signal(signed(mb + 3), name=f"diff{b}")  # v + w - thr
-            m.d.comb += [diff1.eq(add3(v_in, w_in, neg_thr1)), diff.eq(add3(v_in, w_in, neg_thr))]
+            m.d.comb += [diff1.eq(v_in + x_wt1[b]), diff.eq(v_in + x_wt[b])]
             above = Mux(fire_always, 1, Mux(fire_never, 0, ~diff1[mb + 2]))
             clamped = Signal(mb, name=f"clamped{b}")  # low mb bits of clamp(total)
             m.d.comb += clamped.eq(
                 Mux(hi, Const(vmax & wrap, mb + 1), Mux(lo, Const(vmin & wrap, mb + 1), total))
             )
-            m.d.comb += b_fire[b].eq(b_valid & b_final & b_mask[b] & ~rpart(word) & above)
+            m.d.comb += x_fire[b].eq(sx.valid & sx.final & sx.mask[b] & ~rpart(word) & above)
             reset_full = Mux(hi, hi_reset, Mux(lo, lo_reset, diff[: mb + 1]))
-            reset_v = Mux(subtract[b_layer], reset_full, 0)
-            over = Signal(mb + 1, name=f"b{b}_over")  # clamp(total) - thr - 1, mod 2^(mb+1)
-            m.d.comb += over.eq(Mux(hi, hi_over, Mux(lo, lo_over, diff1[: mb + 1])))
-            shifted = over >> sched.momentum_shift
-            b_bucket.append(Mux(shifted > top_bucket, top_bucket, shifted))
-            # A refractory target is written back unchanged (its word as read, which is the
-            # memory's content: the port is transparent), so the write enable does not depend
-            # on the read data.
-            with m.If(b_valid & b_mask[b]):
-                m.d.comb += [
-                    v_wp[b].addr.eq(b_addr[b]),
-                    v_wp[b].data.eq(
-                        Mux(
-                            rpart(word),
-                            word,
-                            Mux(b_fire[b], Cat(reset_v[:mb], Const(1, 1)), Cat(clamped, 0)),
-                        )
+            reset_v = Mux(subtract[sx.layer], reset_full, 0)
+            # A refractory target is written back unchanged.
+            with m.If(sx.valid & sx.mask[b]):
+                request_write(
+                    b,
+                    sx.addr[b],
+                    Mux(
+                        rpart(word),
+                        word,
+                        Mux(x_fire[b], Cat(reset_v[:mb], Const(1, 1)), Cat(clamped, 0)),
                     ),
-                    v_wp[b].en.eq(1),
-                ]
+                )
+            if bucket_bits:  # clamp(total) - thr - 1, mod 2^(mb+1): the momentum bucket's base
+                m.d.sync += wb_over[b].eq(Mux(hi, hi_over, Mux(lo, lo_over, diff1[: mb + 1])))
+        m.d.sync += wb_fire.eq(x_fire)
 
         # ---- fired-neuron queue: one entry per write-back cycle that fired ----------------
         # Lane j of an entry is target ``base + j`` (banks rotated by the layer's start), so
@@ -444,23 +483,38 @@ class NeuronCore(wiring.Component):
         fq_count = Signal(range(3 * k_max + 2))
         rot_fire = Signal(nbanks)
         rot_bucket = [Signal(max(bucket_bits, 1), name=f"rot_bucket{j}") for j in range(nbanks)]
-        with m.Switch(b_layer):
+        with m.Switch(wb.layer):
             for li in range(nl):
                 s0 = lay.starts[li] % nbanks
                 with m.Case(li):
                     for j in range(nbanks):
                         src = (j + s0) % nbanks
-                        m.d.comb += rot_fire[j].eq(b_fire[src])
+                        m.d.comb += rot_fire[j].eq(wb_fire[src])
                         if bucket_bits:
-                            m.d.comb += rot_bucket[j].eq(b_bucket[src])
+                            shifted = wb_over[src] >> sched.momentum_shift
+                            m.d.comb += rot_bucket[j].eq(
+                                Mux(shifted > top_bucket, top_bucket, shifted)
+                            )
         fq_base = Signal(16)
-        m.d.comb += fq_base.eq(Array(Const(s, 16) for s in lay.starts)[b_layer] + b_k * nbanks)
-        fq_in = [b_group, fq_base, b_layer, rot_fire]
+        m.d.comb += fq_base.eq(Array(Const(s, 16) for s in lay.starts)[wb.layer] + wb.k * nbanks)
+        fq_in = [wb.group, fq_base, wb.layer, rot_fire]
         if bucket_bits:
             fq_in += [r[:bucket_bits] for r in rot_bucket]
         # The entry is written one cycle after its write-back (a register between the fire
         # decision and the queue's write port); ``fq.w_en`` is that register.
         m.d.sync += [fq.w_data.eq(Cat(*fq_in)), fq.w_en.eq(rot_fire != 0)]
+        # Entries the rows in flight may still write: a final row reserves its K cycles when it
+        # enters stage A and gives one back as each cycle leaves WB (its entry, if it fired, is
+        # then in ``fq.w_en``). Overlap starts a group only while at most K entries are queued
+        # or reserved; the current group's final row and the started group's add at most 2K
+        # more before the next such check, so the queue never holds more than 3K.
+        fq_reserved = Signal(range(3 * k_max + 2))
+        if overlap:
+            m.d.sync += fq_reserved.eq(
+                fq_reserved
+                + Mux(nx_take & (nx_final | mark_final), cycles[nx_layer], 0)
+                - (wb.valid & wb.final)
+            )
 
         def load_row(source, code):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
@@ -513,7 +567,7 @@ class NeuronCore(wiring.Component):
         d_mask = Signal(nbanks)
         d_group = Signal(32)
         d_base = Signal(16)
-        d_layer = Signal.like(b_layer)
+        d_layer = Signal.like(wb.layer)
         d_bucket = [Signal(max(bucket_bits, 1), name=f"d_bucket{j}") for j in range(nbanks)]
         d_lane = Signal(range(max(nbanks, 2)))
         for j in reversed(range(nbanks)):  # the last assignment wins: the lowest set lane
@@ -654,11 +708,8 @@ class NeuronCore(wiring.Component):
                         prod < 0, (prod + round_up) >> model.leak_shift, prod >> model.leak_shift
                     )
                     with m.If(lk_e_valid):
-                        m.d.comb += [
-                            v_wp[b].addr.eq(lk_e_addr),
-                            v_wp[b].data.eq(Cat(Mux(first_step, 0, leaked)[:mb], Const(0, 1))),
-                            v_wp[b].en.eq(1),
-                        ]
+                        fresh = Mux(first_step, 0, leaked)
+                        request_write(b, lk_e_addr, Cat(fresh[:mb], Const(0, 1)))
                 with m.If(lk_e_valid & (lk_e_addr == depth - 1)):
                     m.d.sync += [
                         first_step.eq(0),
@@ -731,7 +782,8 @@ class NeuronCore(wiring.Component):
                     m.next = "DRAIN"
                     if overlap:
                         cap = sched.max_groups_per_step
-                        may = ~grp_mixed & (pend.count >= f) & (fq_count + fq.w_en <= k_max)
+                        queued = fq_count + fq.w_en + fq_reserved
+                        may = ~grp_mixed & (pend.count >= f) & (queued <= k_max)
                         if cap:
                             may &= group + 1 < cap
                         if model.decision == "first_to_threshold":
@@ -792,11 +844,7 @@ class NeuronCore(wiring.Component):
                         reset_v = Mux(subtract[ev_layer], ev_v - thresholds[ev_layer], 0)
                         for b in range(nbanks):
                             with m.If(ev_bank == b):
-                                m.d.comb += [
-                                    v_wp[b].addr.eq(ev_addr),
-                                    v_wp[b].data.eq(Cat(reset_v[:mb], Const(1, 1))),
-                                    v_wp[b].en.eq(1),
-                                ]
+                                request_write(b, ev_addr, Cat(reset_v[:mb], Const(1, 1)))
                         emit_spike(ev_n, ev_layer, group, bucket)
                     m.d.sync += [ev_n.eq(ev_n + 1), ev_bank.eq(next_bank), ev_addr.eq(next_addr)]
                     with m.If(last):
