@@ -252,7 +252,6 @@ class NeuronCore(wiring.Component):
             Const((r - s0 * k) % (1 << 32), 32)
             for r, s0, k in zip(lay.row_start, src_start[:nl], lay.cycles, strict=True)
         )
-        ends = Array(Const(s + z - 1, 16) for s, z in zip(lay.starts, lay.sizes, strict=True))
 
         # ---- counters -------------------------------------------------------------------
         step = Signal(32)
@@ -284,6 +283,7 @@ class NeuronCore(wiring.Component):
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
         a_last = Signal()
+        nx_zero, a_zero = Signal(), Signal()  # an evaluation row (see EVAL_LAYER)
 
         class _Stage:
             """The registers of one delivery stage: which row cycle it holds and for whom."""
@@ -294,6 +294,7 @@ class NeuronCore(wiring.Component):
                 self.layer = Signal(range(max(nl, 2)), name=f"{prefix}_layer")
                 self.k = Signal(17, name=f"{prefix}_k")  # the cycle within the row
                 self.final = Signal(name=f"{prefix}_final")  # the group's evaluating row
+                self.zero = Signal(name=f"{prefix}_zero")  # an evaluation row: weights are 0
                 self.group = Signal(32, name=f"{prefix}_group")
                 self.addr = [
                     Signal(range(max(depth, 2)), name=f"{prefix}_addr{b}") for b in range(nbanks)
@@ -308,6 +309,7 @@ class NeuronCore(wiring.Component):
                         self.layer.eq(ahead.layer),
                         self.k.eq(ahead.k),
                         self.final.eq(ahead.final),
+                        self.zero.eq(ahead.zero),
                         self.group.eq(ahead.group),
                     ]
                     m.d.sync += [a.eq(z) for a, z in zip(self.addr, ahead.addr, strict=True)]
@@ -350,6 +352,7 @@ class NeuronCore(wiring.Component):
                 a2.layer.eq(a_layer),
                 a2.k.eq(a_k),
                 a2.final.eq(a_final),
+                a2.zero.eq(a_zero),
                 a2.group.eq(a_group),
             ]
             for b in range(nbanks):
@@ -368,6 +371,7 @@ class NeuronCore(wiring.Component):
                 a_layer.eq(nx_layer),
                 a_k.eq(0),
                 a_final.eq(nx_final | mark_final),
+                a_zero.eq(nx_zero),
                 a_group.eq(nx_group),
             ]
         with m.Elif(a_active & a_last):
@@ -380,7 +384,6 @@ class NeuronCore(wiring.Component):
             m.d.sync += fused.eq(1)
         with m.If(nx_take):
             m.d.sync += nx_valid.eq(0)
-        thresholds = Array(Const(layer.threshold, signed(mb + 1)) for layer in model.layers)
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
 
@@ -404,15 +407,16 @@ class NeuronCore(wiring.Component):
 
         wb2_data = [Signal(mb + 1, name=f"wb2_data{b}") for b in range(nbanks)]
         for b in range(nbanks):
+            weight = Mux(sb.zero, 0, w_q[b])
             m.d.sync += wb2_data[b].eq(wq_data[b])
             m.d.sync += [
                 x_fwd[b].eq(writes(sx, b)),
                 x_word[b].eq(
-                    Mux(writes(wb, b), wq_data[b], Mux(writes(wb2, b), wb2_data[b], v_rdata[b]))
+                    Mux(writes(wb, b), wq_data[b], Mux(writes(wb2, b), wb2_data[b], v_rp[b].data))
                 ),
-                x_w[b].eq(w_q[b]),
-                x_wt[b].eq(w_q[b] + neg_thr[sb.layer]),
-                x_wt1[b].eq(w_q[b] + neg_thr1[sb.layer]),
+                x_w[b].eq(weight),
+                x_wt[b].eq(weight + neg_thr[sb.layer]),
+                x_wt1[b].eq(weight + neg_thr1[sb.layer]),
             ]
 
         # Stage X: add, saturate, evaluate; the result is the write request. The threshold
@@ -523,6 +527,7 @@ class NeuronCore(wiring.Component):
                 nx_src.eq(source),
                 nx_layer.eq(code),
                 nx_group.eq(group),
+                nx_zero.eq(0),
                 syn_inc.eq(sizes[code]),  # added to c_synops in the next cycle
                 touched.eq(touched | (1 << code)),
             ]
@@ -603,32 +608,6 @@ class NeuronCore(wiring.Component):
         leaks = Array(Const(layer.leak, unsigned(17)) for layer in model.layers)
         round_up = (1 << model.leak_shift) - 1
 
-        # ---- evaluation -----------------------------------------------------------------
-        ev_layer = Signal(range(max(nl, 2)))
-        ev_n = Signal(16)
-        ev_bank = Signal(range(max(nbanks, 2)))
-        ev_addr = Signal(range(max(depth, 2)))
-        ev_word = Signal(mb + 1)
-        m.d.comb += ev_word.eq(v_rdata[ev_bank])
-        ev_v = vpart(ev_word)
-        ev_fire = Signal()
-        m.d.comb += ev_fire.eq(~rpart(ev_word) & (ev_v > thresholds[ev_layer]))
-        overshoot = Signal(mb + 1)
-        m.d.comb += overshoot.eq(ev_v - thresholds[ev_layer])
-        bucket = Signal(range(max(n_buckets, 2)))
-        shifted = Signal(mb + 1)
-        m.d.comb += shifted.eq((overshoot - 1) >> sched.momentum_shift)
-        m.d.comb += bucket.eq(Mux(shifted > top_bucket, top_bucket, shifted))
-        next_bank = Signal.like(ev_bank)
-        next_addr = Signal.like(ev_addr)
-        if nbanks == 1:
-            m.d.comb += [next_bank.eq(0), next_addr.eq(ev_addr + 1)]
-        else:
-            with m.If(ev_bank == nbanks - 1):
-                m.d.comb += [next_bank.eq(0), next_addr.eq(ev_addr + 1)]
-            with m.Else():
-                m.d.comb += [next_bank.eq(ev_bank + 1), next_addr.eq(ev_addr)]
-
         # ---- group controller -----------------------------------------------------------
         picks = Signal(17)
         group_layer = Signal(range(nl + 1))
@@ -646,8 +625,8 @@ class NeuronCore(wiring.Component):
 
         # ---- read-out -------------------------------------------------------------------
         ro_n = Signal(16)
-        ro_bank = Signal.like(ev_bank)
-        ro_addr = Signal.like(ev_addr)
+        ro_bank = Signal(range(max(nbanks, 2)))
+        ro_addr = Signal(range(max(depth, 2)))
 
         ev = self.events.payload
         m.d.comb += self.idle.eq(0)
@@ -815,43 +794,25 @@ class NeuronCore(wiring.Component):
                 with m.Elif(touched == 0):
                     m.next = "EVAL_DONE"
                 with m.Else():
-                    for i in reversed(range(nl)):
+                    # The lowest touched layer is evaluated by an evaluation row: a final row
+                    # of zero weights over all its neurons (clamp(v + 0) = v, so stage X applies
+                    # exactly the evaluation rule), L neurons per cycle through the fired queue.
+                    lowest = Signal.like(nx_layer)
+                    for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
                         with m.If(touched[i]):
-                            m.d.sync += [
-                                ev_layer.eq(i),
-                                ev_n.eq(lay.starts[i]),
-                                ev_bank.eq(lay.starts[i] % nbanks),
-                                ev_addr.eq(lay.starts[i] // nbanks),
-                            ]
-                    m.next = "EVAL_READ"
+                            m.d.comb += lowest.eq(i)
+                    m.d.sync += [nx_layer.eq(lowest), touched.eq(touched & ~(1 << lowest))]
+                    m.d.sync += [
+                        nx_valid.eq(1),
+                        nx_group.eq(group),
+                        nx_final.eq(1),
+                        nx_zero.eq(1),
+                    ]
+                    m.next = "EVAL_ROW"
 
-            with m.State("EVAL_READ"):
-                for b in range(nbanks):
-                    m.d.comb += v_rp[b].addr.eq(ev_addr)
-                m.next = "EVAL_CHECK"
-
-            with m.State("EVAL_CHECK"):
-                advance = Signal()
-                last = Signal()
-                # Advance only while the spike output is free (fired or not), so the next read
-                # address does not depend on the membrane just read (a stall costs a cycle only
-                # under backpressure).
-                m.d.comb += [advance.eq(spk_free), last.eq(ev_n == ends[ev_layer])]
-                for b in range(nbanks):
-                    m.d.comb += v_rp[b].addr.eq(Mux(advance & ~last, next_addr, ev_addr))
-                with m.If(advance):
-                    with m.If(ev_fire):
-                        reset_v = Mux(subtract[ev_layer], ev_v - thresholds[ev_layer], 0)
-                        for b in range(nbanks):
-                            with m.If(ev_bank == b):
-                                request_write(b, ev_addr, Cat(reset_v[:mb], Const(1, 1)))
-                        emit_spike(ev_n, ev_layer, group, bucket)
-                    m.d.sync += [ev_n.eq(ev_n + 1), ev_bank.eq(next_bank), ev_addr.eq(next_addr)]
-                    with m.If(last):
-                        for i in range(nl):
-                            with m.If(ev_layer == i):
-                                m.d.sync += touched[i].eq(0)
-                        m.next = "EVAL_LAYER"
+            with m.State("EVAL_ROW"):
+                with m.If(pipe_empty & drain_idle):
+                    m.next = "EVAL_LAYER"
 
             with m.State("EVAL_DONE"):
                 m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
