@@ -262,7 +262,13 @@ class NeuronCore(wiring.Component):
         # synapses of the row loaded in the previous cycle, added to c_synops one cycle late so
         # that the pending head (a block-RAM output) does not feed the 32-bit adder
         syn_inc = Signal(17)
-        m.d.sync += [syn_inc.eq(0), c_synops.eq(c_synops + syn_inc)]
+        input_inc = Signal()  # likewise: the row loaded in the previous cycle was an input's
+        m.d.sync += [
+            syn_inc.eq(0),
+            c_synops.eq(c_synops + syn_inc),
+            input_inc.eq(0),
+            c_inputs.eq(c_inputs + input_inc),
+        ]
         first_step = Signal()
         had_input = Signal()
         out_fired = Signal()
@@ -282,7 +288,7 @@ class NeuronCore(wiring.Component):
         a_row = Signal(32)
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
-        a_last = Signal()
+        a_last = Signal()  # the row cycle in stage A is the row's last (a register)
         nx_zero, a_zero = Signal(), Signal()  # an evaluation row (see EVAL_LAYER)
 
         class _Stage:
@@ -323,7 +329,6 @@ class NeuronCore(wiring.Component):
         a_final = Signal()
         fused = Signal()  # the current group is evaluated in the write-back
 
-        m.d.comb += a_last.eq(a_k == cycles[a_layer] - 1)
         nx_take = Signal()
         m.d.comb += nx_take.eq(nx_valid & (~a_active | a_last))
         nx_free = Signal()
@@ -370,12 +375,16 @@ class NeuronCore(wiring.Component):
                 a_row.eq(nx_src * cycles[nx_layer] + row_base[nx_layer]),
                 a_layer.eq(nx_layer),
                 a_k.eq(0),
+                a_last.eq(cycles[nx_layer] == 1),
                 a_final.eq(nx_final | mark_final),
                 a_zero.eq(nx_zero),
                 a_group.eq(nx_group),
             ]
         with m.Elif(a_active & a_last):
             m.d.sync += a_active.eq(0)
+        with m.Elif(a_active):
+            before_last = Array(Const(k - 2 if k >= 2 else -1, signed(18)) for k in lay.cycles)
+            m.d.sync += a_last.eq(a_k == before_last[a_layer])
         with m.If(nx_take):
             m.d.sync += nx_final.eq(0)
         with m.Else():
@@ -512,13 +521,20 @@ class NeuronCore(wiring.Component):
         # then in ``fq.w_en``). Overlap starts a group only while at most K entries are queued
         # or reserved; the current group's final row and the started group's add at most 2K
         # more before the next such check, so the queue never holds more than 3K.
+        # The check reads ``fq_room``, a register: queued and reserved entries one cycle
+        # earlier, plus what a final row taken then reserved, which bounds them now (they grow
+        # only by such takes). A row is marked final only in a check cycle or at END_STEP, so in
+        # the cycle before a check (a pick) a final row taken is one marked already (nx_final).
         fq_reserved = Signal(range(3 * k_max + 2))
+        fq_room = Signal()
         if overlap:
             m.d.sync += fq_reserved.eq(
                 fq_reserved
                 + Mux(nx_take & (nx_final | mark_final), cycles[nx_layer], 0)
                 - (wb.valid & wb.final)
             )
+            taken = Mux(nx_take & nx_final, cycles[nx_layer], 0)
+            m.d.sync += fq_room.eq(fq_count + fq.w_en + fq_reserved + taken <= k_max)
 
         def load_row(source, code):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
@@ -530,9 +546,8 @@ class NeuronCore(wiring.Component):
                 nx_zero.eq(0),
                 syn_inc.eq(sizes[code]),  # added to c_synops in the next cycle
                 touched.eq(touched | (1 << code)),
+                input_inc.eq(code == 0),  # counted in the next cycle
             ]
-            with m.If(code == 0):
-                m.d.sync += c_inputs.eq(c_inputs + 1)
 
         # ---- spike output buffer --------------------------------------------------------
         spk_valid = Signal()
@@ -609,7 +624,8 @@ class NeuronCore(wiring.Component):
         round_up = (1 << model.leak_shift) - 1
 
         # ---- group controller -----------------------------------------------------------
-        picks = Signal(17)
+        picks = Signal(range(f + 1)) if f else Signal()  # picks of the group, up to F
+        picked = Signal()  # the group has a pick
         group_layer = Signal(range(nl + 1))
         cont = Signal()
         more = (pend.count != 0) & ((picks < f) if f else 1)
@@ -743,15 +759,22 @@ class NeuronCore(wiring.Component):
                         m.d.sync += c_dropped.eq(c_dropped + pend.count)
                         m.next = "STEP_END"
                     with m.Else():
-                        m.d.sync += [picks.eq(0), group_layer.eq(pend.lowest), grp_mixed.eq(0)]
+                        m.d.sync += [
+                            picks.eq(0),
+                            picked.eq(0),
+                            group_layer.eq(pend.lowest),
+                            grp_mixed.eq(0),
+                        ]
                         m.next = "PICK"
 
             with m.State("PICK"):
                 with m.If(cont):
                     m.d.comb += pend.head.ready.eq(nx_free)
                     with m.If(pend.head.valid & nx_free):
-                        m.d.sync += [picks.eq(picks + 1), grp_code.eq(pick_code)]
-                        with m.If((picks != 0) & (pick_code != grp_code)):
+                        m.d.sync += [picked.eq(1), grp_code.eq(pick_code)]
+                        if f:
+                            m.d.sync += picks.eq(picks + 1)
+                        with m.If(picked & (pick_code != grp_code)):
                             m.d.sync += grp_mixed.eq(1)
                         load_row(pend.head.payload, pick_code)
                 with m.Else():
@@ -761,8 +784,7 @@ class NeuronCore(wiring.Component):
                     m.next = "DRAIN"
                     if overlap:
                         cap = sched.max_groups_per_step
-                        queued = fq_count + fq.w_en + fq_reserved
-                        may = ~grp_mixed & (pend.count >= f) & (queued <= k_max)
+                        may = ~grp_mixed & (pend.count >= f) & fq_room
                         if cap:
                             may &= group + 1 < cap
                         if model.decision == "first_to_threshold":
@@ -773,6 +795,7 @@ class NeuronCore(wiring.Component):
                                 group.eq(group + 1),
                                 c_groups.eq(c_groups + 1),
                                 picks.eq(0),
+                                picked.eq(0),
                                 grp_mixed.eq(0),
                                 touched.eq(0),
                                 fused.eq(0),

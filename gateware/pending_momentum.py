@@ -16,8 +16,10 @@ class PendingMomentum(wiring.Component):
     Each bucket is a FIFO kept as a linked list through one next-pointer memory indexed by
     source (``n_sources`` words; a source is pending at most once), with head, tail and count
     registers per bucket. A pick takes the head of the highest non-empty bucket; the bucket's new
-    head is read from the next-pointer memory in the following cycle (one cycle without
-    ``head.valid``).
+    head is read from the next-pointer memory in the following cycle. ``head.payload`` is a
+    register, loaded with the highest non-empty bucket's head, so the priority encoder and the
+    head multiplexer end at flip-flops; after a push or a pick it is valid again in the second
+    cycle.
 
     Parameters
     ----------
@@ -55,13 +57,17 @@ class PendingMomentum(wiring.Component):
         advancing = Signal()  # the cycle after a pick that leaves its bucket non-empty
         adv_bucket = Signal.like(top)
 
+        head_q = Signal(16)
+        fresh = Signal()  # head_q is heads[top] (no push, pick or clear since it was loaded)
         m.d.comb += [
-            rp.addr.eq(heads[top]),
-            self.head.payload.eq(heads[top]),
-            self.head.valid.eq((self.count != 0) & ~advancing),
+            rp.addr.eq(head_q),
+            self.head.payload.eq(head_q),
+            self.head.valid.eq((self.count != 0) & fresh),
         ]
         take = self.head.valid & self.head.ready
-        m.d.sync += advancing.eq(0)
+        m.d.sync += [advancing.eq(0), head_q.eq(heads[top]), fresh.eq(1)]
+        with m.If(self.clear | self.push_valid | take):
+            m.d.sync += fresh.eq(0)
         with m.If(self.clear):
             for b in range(nb):
                 m.d.sync += counts[b].eq(0)
@@ -85,5 +91,5 @@ class PendingMomentum(wiring.Component):
             with m.Else():
                 m.d.sync += nonempty.bit_select(top, 1).eq(0)
         with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
-            m.d.sync += heads[adv_bucket].eq(rp.data)
+            m.d.sync += [heads[adv_bucket].eq(rp.data), head_q.eq(rp.data)]
         return m
