@@ -595,6 +595,13 @@ class NeuronCore(wiring.Component):
                 m.d.comb += d_lane.eq(j)
         drain_idle = Signal()
         m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0) & ~fq.w_en)
+        # ``settled``: every row delivered and every spike sent. From a register: both were
+        # empty in the previous cycle, and only a row loaded into the slot since (``nx_valid``)
+        # can have started anything.
+        quiet = Signal()
+        m.d.sync += quiet.eq(pipe_empty & drain_idle)
+        settled = Signal()
+        m.d.comb += settled.eq(quiet & ~nx_valid)
         pop = Signal()
         m.d.comb += [pop.eq((d_mask == 0) & fq.r_rdy), fq.r_en.eq(pop)]
         with m.If(fq.w_en & ~pop):
@@ -626,6 +633,7 @@ class NeuronCore(wiring.Component):
         # ---- group controller -----------------------------------------------------------
         picks = Signal(range(f + 1)) if f else Signal()  # picks of the group, up to F
         picked = Signal()  # the group has a pick
+        pick_go = Signal()  # take the pending head in this cycle (see PICK)
         group_layer = Signal(range(nl + 1))
         cont = Signal()
         more = (pend.count != 0) & ((picks < f) if f else 1)
@@ -636,7 +644,7 @@ class NeuronCore(wiring.Component):
         grp_code = Signal.like(pick_code)
         grp_mixed = Signal()
         for i in range(1, nl):
-            with m.If(pend.head.payload >= src_start[i]):
+            with m.If(pend.head.payload[: max(ns - 1, 1).bit_length()] >= src_start[i]):
                 m.d.comb += pick_code.eq(i)
 
         # ---- read-out -------------------------------------------------------------------
@@ -744,7 +752,7 @@ class NeuronCore(wiring.Component):
                         m.next = "INPUT_DRAIN"
 
             with m.State("INPUT_DRAIN"):
-                with m.If(pipe_empty & drain_idle):
+                with m.If(settled):
                     with m.If(had_input):
                         m.next = "EVAL_LAYER"
                     with m.Else():
@@ -768,15 +776,21 @@ class NeuronCore(wiring.Component):
                         m.next = "PICK"
 
             with m.State("PICK"):
-                with m.If(cont):
-                    m.d.comb += pend.head.ready.eq(nx_free)
-                    with m.If(pend.head.valid & nx_free):
-                        m.d.sync += [picked.eq(1), grp_code.eq(pick_code)]
-                        if f:
-                            m.d.sync += picks.eq(picks + 1)
-                        with m.If(picked & (pick_code != grp_code)):
-                            m.d.sync += grp_mixed.eq(1)
-                        load_row(pend.head.payload, pick_code)
+                # A pick takes two cycles: the request (``pick_go``, a register, when a head is
+                # valid and the slot free) and the take, so the take logic of the core and of
+                # the pending structure starts at a flip-flop. The head is still valid (it stays
+                # so until a push, pick or clear) and the slot still free (nothing else fills it
+                # during picks).
+                with m.If(pick_go):
+                    m.d.sync += [pick_go.eq(0), picked.eq(1), grp_code.eq(pick_code)]
+                    m.d.comb += pend.head.ready.eq(1)
+                    if f:
+                        m.d.sync += picks.eq(picks + 1)
+                    with m.If(picked & (pick_code != grp_code)):
+                        m.d.sync += grp_mixed.eq(1)
+                    load_row(pend.head.payload, pick_code)
+                with m.Elif(cont):
+                    m.d.sync += pick_go.eq(pend.head.valid & nx_free)
                 with m.Else():
                     # The last pick was made in the previous cycle: its row is in the next-row
                     # slot. With one source layer, evaluate in its write-back.
@@ -803,7 +817,7 @@ class NeuronCore(wiring.Component):
                             m.next = "PICK"
 
             with m.State("DRAIN"):
-                with m.If(pipe_empty & drain_idle):
+                with m.If(settled):
                     with m.If(fused):  # evaluated in the write-back of the last row
                         m.d.sync += [touched.eq(0), fused.eq(0)]
                         m.next = "EVAL_DONE"
@@ -834,7 +848,7 @@ class NeuronCore(wiring.Component):
                     m.next = "EVAL_ROW"
 
             with m.State("EVAL_ROW"):
-                with m.If(pipe_empty & drain_idle):
+                with m.If(settled):
                     m.next = "EVAL_LAYER"
 
             with m.State("EVAL_DONE"):

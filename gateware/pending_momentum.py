@@ -74,7 +74,7 @@ class PendingMomentum(wiring.Component):
             m.d.sync += [self.count.eq(0), nonempty.eq(0)]
         with m.Elif(self.push_valid):
             b = self.push_bucket
-            with m.If(counts[b] == 0):
+            with m.If(~nonempty.bit_select(b, 1)):
                 m.d.sync += heads[b].eq(self.push_source)
             with m.Else():
                 m.d.comb += [wp.addr.eq(tails[b]), wp.data.eq(self.push_source), wp.en.eq(1)]
@@ -85,11 +85,14 @@ class PendingMomentum(wiring.Component):
                 nonempty.bit_select(b, 1).eq(1),
             ]
         with m.Elif(take):
-            m.d.sync += [counts[top].eq(counts[top] - 1), self.count.eq(self.count - 1)]
-            with m.If(counts[top] != 1):
-                m.d.sync += [advancing.eq(1), adv_bucket.eq(top)]
-            with m.Else():
-                m.d.sync += nonempty.bit_select(top, 1).eq(0)
+            m.d.sync += self.count.eq(self.count - 1)
+            for b in range(nb):  # one decrement per bucket: no multiplexer before the adders
+                with m.If(top == b):
+                    m.d.sync += counts[b].eq(counts[b] - 1)
+                    with m.If(counts[b] != 1):
+                        m.d.sync += [advancing.eq(1), adv_bucket.eq(b)]
+                    with m.Else():
+                        m.d.sync += nonempty[b].eq(0)
         with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
             m.d.sync += [heads[adv_bucket].eq(rp.data), head_q.eq(rp.data)]
         return m
