@@ -560,9 +560,7 @@ class NeuronCore(wiring.Component):
 
         def emit_spike(neuron, layer, group, bucket):
             """Count a fired neuron's spike and send it out (with ``spikes="outputs"`` only an
-            output neuron's); a hidden spike enters the pending structure (semantics 5.4). Both
-            evaluation paths (fused drain, separate pass) call this, so they cannot drift
-            apart."""
+            output neuron's); a hidden spike enters the pending structure (semantics 5.4)."""
             m.d.sync += [
                 spk.step.eq(step),
                 spk.group.eq(group),
@@ -742,8 +740,8 @@ class NeuronCore(wiring.Component):
                     with m.Elif(ev.kind == InputKind.END_STEP):
                         m.d.comb += self.events.ready.eq(1)
                         if sched.prioritized_input:
-                            # The input group's last row, if not yet started, is evaluated in
-                            # its write-back; otherwise by the evaluation pass.
+                            # The input group's last row, if not yet started, evaluates its
+                            # targets; otherwise an evaluation row does (EVAL_LAYER).
                             m.d.comb += mark_final.eq(nx_valid)
                         m.next = "INPUT_DRAIN"
                     with m.Else():
