@@ -832,6 +832,7 @@ class NeuronCore(wiring.Component):
                     # The lowest touched layer is evaluated by an evaluation row: a final row
                     # of zero weights over all its neurons (clamp(v + 0) = v, so stage X applies
                     # exactly the evaluation rule), L neurons per cycle through the fired queue.
+                    # Its weight words (read at a stale row address) are never used.
                     lowest = Signal.like(nx_layer)
                     for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
                         with m.If(touched[i]):
