@@ -26,6 +26,7 @@ from unlayered.sim import Model, UnlayeredError
 from .fit import WEIGHT_RAMS, spram_refusal
 from .layout import CoreLayout, fired_queue_shape, group_overlap
 from .memory import COLLISION_FREE, BlockFIFO
+from .onehot import OneHotFSM
 from .pending import make_pending
 from .streams import InputKind, InputRecord, SpikeRecord, SummaryRecord, weight_write_layout
 
@@ -414,15 +415,23 @@ class NeuronCore(wiring.Component):
         def writes(stage, b):
             return stage.valid & stage.mask[b] & (stage.addr[b] == sb.addr[b])
 
+        # Two row cycles with a common target are at least K apart (K: the cycles of the rows
+        # into its layer; evaluation rows start behind an empty pipeline), so a stage at
+        # distance d ahead of B needs forwarding only when a layer has K <= d.
+        k_min = min(lay.cycles)
         wb2_data = [Signal(mb + 1, name=f"wb2_data{b}") for b in range(nbanks)]
         for b in range(nbanks):
             weight = Mux(sb.zero, 0, w_q[b])
-            m.d.sync += wb2_data[b].eq(wq_data[b])
+            word = v_rp[b].data
+            if k_min <= 3:
+                m.d.sync += wb2_data[b].eq(wq_data[b])
+                word = Mux(writes(wb2, b), wb2_data[b], word)
+            if k_min <= 2:
+                word = Mux(writes(wb, b), wq_data[b], word)
+            if k_min <= 1:
+                m.d.sync += x_fwd[b].eq(writes(sx, b))
             m.d.sync += [
-                x_fwd[b].eq(writes(sx, b)),
-                x_word[b].eq(
-                    Mux(writes(wb, b), wq_data[b], Mux(writes(wb2, b), wb2_data[b], v_rp[b].data))
-                ),
+                x_word[b].eq(word),
                 x_w[b].eq(weight),
                 x_wt[b].eq(weight + neg_thr[sb.layer]),
                 x_wt1[b].eq(weight + neg_thr1[sb.layer]),
@@ -452,7 +461,7 @@ class NeuronCore(wiring.Component):
         lo_over = per_layer([(vmin - t - 1) & wrap for t in thr_l], mb + 1)
         for b in range(nbanks):
             word = Signal(mb + 1, name=f"x_in{b}")
-            m.d.comb += word.eq(Mux(x_fwd[b], wq_data[b], x_word[b]))
+            m.d.comb += word.eq(Mux(x_fwd[b], wq_data[b], x_word[b]) if k_min <= 1 else x_word[b])
             v_in = vpart(word)
             total = Signal(signed(mb + 2), name=f"sum{b}")
             m.d.comb += total.eq(v_in + x_w[b])
@@ -524,7 +533,9 @@ class NeuronCore(wiring.Component):
         # The check reads ``fq_room``, a register: queued and reserved entries one cycle
         # earlier, plus what a final row taken then reserved, which bounds them now (they grow
         # only by such takes). A row is marked final only in a check cycle or at END_STEP, so in
-        # the cycle before a check (a pick) a final row taken is one marked already (nx_final).
+        # the cycle before a check (a pick) a final row taken is one marked already (nx_final);
+        # any final row in the slot is counted, taken or not (a stricter check, and no path
+        # from the take decision).
         fq_reserved = Signal(range(3 * k_max + 2))
         fq_room = Signal()
         if overlap:
@@ -533,8 +544,8 @@ class NeuronCore(wiring.Component):
                 + Mux(nx_take & (nx_final | mark_final), cycles[nx_layer], 0)
                 - (wb.valid & wb.final)
             )
-            taken = Mux(nx_take & nx_final, cycles[nx_layer], 0)
-            m.d.sync += fq_room.eq(fq_count + fq.w_en + fq_reserved + taken <= k_max)
+            in_slot = Mux(nx_valid & nx_final, cycles[nx_layer], 0)
+            m.d.sync += fq_room.eq(fq_count + fq.w_en + fq_reserved + in_slot <= k_max)
 
         def load_row(source, code):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
@@ -650,272 +661,284 @@ class NeuronCore(wiring.Component):
         ro_bank = Signal(range(max(nbanks, 2)))
         ro_addr = Signal(range(max(depth, 2)))
 
+        # The take of a pick requested in PICK (``pick_go``): driven by that register alone, not
+        # by the state, so the take logic of the core and of the pending structure starts at a
+        # flip-flop. The head is still valid (it stays so until a push, pick or clear, and
+        # nothing pushes during picks) and the slot still free (nothing else fills it).
+        m.d.comb += pend.head.ready.eq(pick_go)
+        with m.If(pick_go):
+            m.d.sync += [pick_go.eq(0), picked.eq(1), grp_code.eq(pick_code)]
+            if f:
+                m.d.sync += picks.eq(picks + 1)
+            with m.If(picked & (pick_code != grp_code)):
+                m.d.sync += grp_mixed.eq(1)
+            load_row(pend.head.payload, pick_code)
+
+        # The pending structure is cleared (at the end of a step with entries left) from a
+        # register, in the cycle after the decision; ``busy`` follows from the next cycle on.
+        clear_go = Signal()
+        m.d.comb += pend.clear.eq(clear_go)
+
         ev = self.events.payload
         m.d.comb += self.idle.eq(0)
 
-        with m.FSM(name="seq"):
-            with m.State("IDLE"):
-                m.d.comb += [self.idle.eq(1), self.events.ready.eq(1), self.weights.ready.eq(1)]
-                for b in range(nbanks):
-                    m.d.comb += w_we[b].eq(self.weights.valid & (wr.bank == b))
-                with m.If(self.events.valid & (ev.kind == InputKind.START)):
-                    m.d.comb += [pend.seed.eq(ev.data), pend.load.eq(1)]
+        # The sequencer (docs/gateware.md); one flip-flop per state.
+        states = (
+            "IDLE STEP_WAIT LEAK INPUT INPUT_DRAIN GROUP PICK DRAIN EVAL_LAYER EVAL_ROW"
+            " EVAL_DONE STEP_END STEP_CLEAR READ_ISSUE READ_OUT STEP_FINISH DISCARD SUMMARY"
+        )
+        seq = OneHotFSM(m, states.split(), name="seq")
+        with seq.state("IDLE"):
+            m.d.comb += [self.idle.eq(1), self.events.ready.eq(1), self.weights.ready.eq(1)]
+            for b in range(nbanks):
+                m.d.comb += w_we[b].eq(self.weights.valid & (wr.bank == b))
+            with m.If(self.events.valid & (ev.kind == InputKind.START)):
+                m.d.comb += [pend.seed.eq(ev.data), pend.load.eq(1)]
+                m.d.sync += [
+                    step.eq(0),
+                    c_spikes.eq(0),
+                    c_synops.eq(0),
+                    c_groups.eq(0),
+                    c_dropped.eq(0),
+                    c_inputs.eq(0),
+                    c_cycles.eq(0),
+                    first_step.eq(1),
+                    stop.eq(0),
+                ]
+                seq.goto("STEP_WAIT")
+
+        with seq.state("STEP_WAIT"):
+            with m.If(self.events.valid):
+                with m.If(ev.kind == InputKind.END_SAMPLE):
+                    m.d.comb += self.events.ready.eq(1)
+                    seq.goto("SUMMARY")
+                with m.Elif(ev.kind == InputKind.START):
+                    m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
+                with m.Else():
+                    m.d.sync += [lk_addr.eq(0), lk_d_valid.eq(0), lk_e_valid.eq(0)]
+                    seq.goto("LEAK")
+
+        with seq.state("LEAK"):
+            for b in range(nbanks):
+                m.d.comb += v_rp[b].addr.eq(lk_addr)
+            # Three stages: read (lk_addr), multiply into a register (lk_d), round and
+            # write back (lk_e). Every address is read once, before it is written.
+            m.d.sync += [lk_d_valid.eq(lk_addr < depth), lk_d_addr.eq(lk_addr)]
+            m.d.sync += [lk_e_valid.eq(lk_d_valid), lk_e_addr.eq(lk_d_addr)]
+            with m.If(lk_addr < depth):
+                m.d.sync += lk_addr.eq(lk_addr + 1)
+            for b in range(nbanks):
+                n = Signal(32, name=f"lk_n{b}")
+                m.d.comb += n.eq(lk_addr * nbanks + b)
+                li = Signal(range(max(nl, 2)), name=f"lk_layer{b}")
+                for i in range(1, nl):
+                    with m.If(n >= lay.starts[i]):
+                        m.d.comb += li.eq(i)
+                lk_leak = Signal(17, name=f"lk_leak{b}")  # the leak of lk_d_addr's neuron
+                m.d.sync += lk_leak.eq(leaks[li])
+                v = vpart(v_rp[b].data)
+                prod = Signal(signed(mb + 18), name=f"lk_prod{b}")
+                m.d.sync += prod.eq(v * lk_leak)
+                leaked = Mux(
+                    prod < 0, (prod + round_up) >> model.leak_shift, prod >> model.leak_shift
+                )
+                with m.If(lk_e_valid):
+                    fresh = Mux(first_step, 0, leaked)
+                    request_write(b, lk_e_addr, Cat(fresh[:mb], Const(0, 1)))
+            with m.If(lk_e_valid & (lk_e_addr == depth - 1)):
+                m.d.sync += [
+                    first_step.eq(0),
+                    group.eq(0),
+                    touched.eq(0),
+                    had_input.eq(0),
+                    out_fired.eq(0),
+                ]
+                seq.goto("INPUT")
+
+        with seq.state("INPUT"):
+            with m.If(self.events.valid):
+                with m.If(ev.kind == InputKind.EVENT):
+                    if sched.prioritized_input:
+                        m.d.comb += self.events.ready.eq(nx_free)
+                        with m.If(nx_free):
+                            m.d.sync += had_input.eq(1)
+                            load_row(ev.data[:16], Const(0, 1))
+                    else:
+                        m.d.comb += [
+                            self.events.ready.eq(1),
+                            pend.push_valid.eq(1),
+                            pend.push_source.eq(ev.data[:16]),
+                            pend.push_layer.eq(0),
+                            pend.push_bucket.eq(top_bucket),
+                        ]
+                with m.Elif(ev.kind == InputKind.END_STEP):
+                    m.d.comb += self.events.ready.eq(1)
+                    if sched.prioritized_input:
+                        # The input group's last row, if not yet started, evaluates its
+                        # targets; otherwise an evaluation row does (EVAL_LAYER).
+                        m.d.comb += mark_final.eq(nx_valid)
+                    seq.goto("INPUT_DRAIN")
+                with m.Else():
+                    # START or END_SAMPLE before END_STEP: a protocol error; treat as the
+                    # end of the step's inputs, leaving the record for STEP_WAIT.
+                    seq.goto("INPUT_DRAIN")
+
+        with seq.state("INPUT_DRAIN"):
+            with m.If(settled):
+                with m.If(had_input):
+                    seq.goto("EVAL_LAYER")
+                with m.Else():
+                    seq.goto("GROUP")
+
+        with seq.state("GROUP"):
+            with m.If(~pend.busy):
+                cap = sched.max_groups_per_step
+                with m.If(pend.count == 0):
+                    seq.goto("STEP_END")
+                with m.Elif((group >= cap) if cap else 0):
+                    m.d.sync += c_dropped.eq(c_dropped + pend.count)
+                    seq.goto("STEP_END")
+                with m.Else():
                     m.d.sync += [
-                        step.eq(0),
-                        c_spikes.eq(0),
-                        c_synops.eq(0),
-                        c_groups.eq(0),
-                        c_dropped.eq(0),
-                        c_inputs.eq(0),
-                        c_cycles.eq(0),
-                        first_step.eq(1),
-                        stop.eq(0),
+                        picks.eq(0),
+                        picked.eq(0),
+                        group_layer.eq(pend.lowest),
+                        grp_mixed.eq(0),
                     ]
-                    m.next = "STEP_WAIT"
+                    seq.goto("PICK")
 
-            with m.State("STEP_WAIT"):
-                with m.If(self.events.valid):
-                    with m.If(ev.kind == InputKind.END_SAMPLE):
-                        m.d.comb += self.events.ready.eq(1)
-                        m.next = "SUMMARY"
-                    with m.Elif(ev.kind == InputKind.START):
-                        m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
-                    with m.Else():
-                        m.d.sync += [lk_addr.eq(0), lk_d_valid.eq(0), lk_e_valid.eq(0)]
-                        m.next = "LEAK"
-
-            with m.State("LEAK"):
-                for b in range(nbanks):
-                    m.d.comb += v_rp[b].addr.eq(lk_addr)
-                # Three stages: read (lk_addr), multiply into a register (lk_d), round and
-                # write back (lk_e). Every address is read once, before it is written.
-                m.d.sync += [lk_d_valid.eq(lk_addr < depth), lk_d_addr.eq(lk_addr)]
-                m.d.sync += [lk_e_valid.eq(lk_d_valid), lk_e_addr.eq(lk_d_addr)]
-                with m.If(lk_addr < depth):
-                    m.d.sync += lk_addr.eq(lk_addr + 1)
-                for b in range(nbanks):
-                    n = Signal(32, name=f"lk_n{b}")
-                    m.d.comb += n.eq(lk_addr * nbanks + b)
-                    li = Signal(range(max(nl, 2)), name=f"lk_layer{b}")
-                    for i in range(1, nl):
-                        with m.If(n >= lay.starts[i]):
-                            m.d.comb += li.eq(i)
-                    lk_leak = Signal(17, name=f"lk_leak{b}")  # the leak of lk_d_addr's neuron
-                    m.d.sync += lk_leak.eq(leaks[li])
-                    v = vpart(v_rp[b].data)
-                    prod = Signal(signed(mb + 18), name=f"lk_prod{b}")
-                    m.d.sync += prod.eq(v * lk_leak)
-                    leaked = Mux(
-                        prod < 0, (prod + round_up) >> model.leak_shift, prod >> model.leak_shift
-                    )
-                    with m.If(lk_e_valid):
-                        fresh = Mux(first_step, 0, leaked)
-                        request_write(b, lk_e_addr, Cat(fresh[:mb], Const(0, 1)))
-                with m.If(lk_e_valid & (lk_e_addr == depth - 1)):
-                    m.d.sync += [
-                        first_step.eq(0),
-                        group.eq(0),
-                        touched.eq(0),
-                        had_input.eq(0),
-                        out_fired.eq(0),
-                    ]
-                    m.next = "INPUT"
-
-            with m.State("INPUT"):
-                with m.If(self.events.valid):
-                    with m.If(ev.kind == InputKind.EVENT):
-                        if sched.prioritized_input:
-                            m.d.comb += self.events.ready.eq(nx_free)
-                            with m.If(nx_free):
-                                m.d.sync += had_input.eq(1)
-                                load_row(ev.data[:16], Const(0, 1))
-                        else:
-                            m.d.comb += [
-                                self.events.ready.eq(1),
-                                pend.push_valid.eq(1),
-                                pend.push_source.eq(ev.data[:16]),
-                                pend.push_layer.eq(0),
-                                pend.push_bucket.eq(top_bucket),
-                            ]
-                    with m.Elif(ev.kind == InputKind.END_STEP):
-                        m.d.comb += self.events.ready.eq(1)
-                        if sched.prioritized_input:
-                            # The input group's last row, if not yet started, evaluates its
-                            # targets; otherwise an evaluation row does (EVAL_LAYER).
-                            m.d.comb += mark_final.eq(nx_valid)
-                        m.next = "INPUT_DRAIN"
-                    with m.Else():
-                        # START or END_SAMPLE before END_STEP: a protocol error; treat as the
-                        # end of the step's inputs, leaving the record for STEP_WAIT.
-                        m.next = "INPUT_DRAIN"
-
-            with m.State("INPUT_DRAIN"):
-                with m.If(settled):
-                    with m.If(had_input):
-                        m.next = "EVAL_LAYER"
-                    with m.Else():
-                        m.next = "GROUP"
-
-            with m.State("GROUP"):
-                with m.If(~pend.busy):
+        with seq.state("PICK"):
+            # A pick takes two cycles: the request here (``pick_go``, when a head is valid
+            # and the slot free) and the take in the next cycle (above the state machine).
+            with m.If(cont):
+                m.d.sync += pick_go.eq(~pick_go & pend.head.valid & nx_free)
+            with m.Elif(~pick_go):
+                # The last pick was made in the previous cycle: its row is in the next-row
+                # slot. With one source layer, evaluate in its write-back.
+                m.d.comb += mark_final.eq(~grp_mixed)
+                seq.goto("DRAIN")
+                if overlap:
                     cap = sched.max_groups_per_step
-                    with m.If(pend.count == 0):
-                        m.next = "STEP_END"
-                    with m.Elif((group >= cap) if cap else 0):
-                        m.d.sync += c_dropped.eq(c_dropped + pend.count)
-                        m.next = "STEP_END"
-                    with m.Else():
+                    may = ~grp_mixed & (pend.count >= f) & fq_room
+                    if cap:
+                        may &= group + 1 < cap
+                    if model.decision == "first_to_threshold":
+                        may &= grp_code != nl - 1  # this group may end the sample
+                    with m.If(may):
+                        # Start the next group now: its picks are entries pending already.
                         m.d.sync += [
+                            group.eq(group + 1),
+                            c_groups.eq(c_groups + 1),
                             picks.eq(0),
                             picked.eq(0),
-                            group_layer.eq(pend.lowest),
                             grp_mixed.eq(0),
+                            touched.eq(0),
+                            fused.eq(0),
                         ]
-                        m.next = "PICK"
+                        seq.goto("PICK")
 
-            with m.State("PICK"):
-                # A pick takes two cycles: the request (``pick_go``, a register, when a head is
-                # valid and the slot free) and the take, so the take logic of the core and of
-                # the pending structure starts at a flip-flop. The head is still valid (it stays
-                # so until a push, pick or clear) and the slot still free (nothing else fills it
-                # during picks).
-                with m.If(pick_go):
-                    m.d.sync += [pick_go.eq(0), picked.eq(1), grp_code.eq(pick_code)]
-                    m.d.comb += pend.head.ready.eq(1)
-                    if f:
-                        m.d.sync += picks.eq(picks + 1)
-                    with m.If(picked & (pick_code != grp_code)):
-                        m.d.sync += grp_mixed.eq(1)
-                    load_row(pend.head.payload, pick_code)
-                with m.Elif(cont):
-                    m.d.sync += pick_go.eq(pend.head.valid & nx_free)
-                with m.Else():
-                    # The last pick was made in the previous cycle: its row is in the next-row
-                    # slot. With one source layer, evaluate in its write-back.
-                    m.d.comb += mark_final.eq(~grp_mixed)
-                    m.next = "DRAIN"
-                    if overlap:
-                        cap = sched.max_groups_per_step
-                        may = ~grp_mixed & (pend.count >= f) & fq_room
-                        if cap:
-                            may &= group + 1 < cap
-                        if model.decision == "first_to_threshold":
-                            may &= grp_code != nl - 1  # this group may end the sample
-                        with m.If(may):
-                            # Start the next group now: its picks are entries pending already.
-                            m.d.sync += [
-                                group.eq(group + 1),
-                                c_groups.eq(c_groups + 1),
-                                picks.eq(0),
-                                picked.eq(0),
-                                grp_mixed.eq(0),
-                                touched.eq(0),
-                                fused.eq(0),
-                            ]
-                            m.next = "PICK"
-
-            with m.State("DRAIN"):
-                with m.If(settled):
-                    with m.If(fused):  # evaluated in the write-back of the last row
-                        m.d.sync += [touched.eq(0), fused.eq(0)]
-                        m.next = "EVAL_DONE"
-                    with m.Else():
-                        m.next = "EVAL_LAYER"
-
-            with m.State("EVAL_LAYER"):
+        with seq.state("DRAIN"):
+            with m.If(settled):
                 with m.If(fused):  # evaluated in the write-back of the last row
                     m.d.sync += [touched.eq(0), fused.eq(0)]
-                    m.next = "EVAL_DONE"
-                with m.Elif(touched == 0):
-                    m.next = "EVAL_DONE"
+                    seq.goto("EVAL_DONE")
                 with m.Else():
-                    # The lowest touched layer is evaluated by an evaluation row: a final row
-                    # of zero weights over all its neurons (clamp(v + 0) = v, so stage X applies
-                    # exactly the evaluation rule), L neurons per cycle through the fired queue.
-                    # Its weight words (read at a stale row address) are never used.
-                    lowest = Signal.like(nx_layer)
-                    for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
-                        with m.If(touched[i]):
-                            m.d.comb += lowest.eq(i)
-                    m.d.sync += [nx_layer.eq(lowest), touched.eq(touched & ~(1 << lowest))]
-                    m.d.sync += [
-                        nx_valid.eq(1),
-                        nx_group.eq(group),
-                        nx_final.eq(1),
-                        nx_zero.eq(1),
-                    ]
-                    m.next = "EVAL_ROW"
+                    seq.goto("EVAL_LAYER")
 
-            with m.State("EVAL_ROW"):
-                with m.If(settled):
-                    m.next = "EVAL_LAYER"
-
-            with m.State("EVAL_DONE"):
-                m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
-                if model.decision == "first_to_threshold":
-                    with m.If(out_fired):
-                        m.d.sync += stop.eq(1)
-                        m.next = "STEP_END"
-                    with m.Else():
-                        m.next = "GROUP"
-                else:
-                    m.next = "GROUP"
-
-            with m.State("STEP_END"):
-                with m.If(pend.count != 0):
-                    m.d.comb += pend.clear.eq(1)
-                m.d.sync += [ro_n.eq(0), ro_bank.eq(0), ro_addr.eq(0)]
-                m.next = "STEP_CLEAR"
-
-            with m.State("STEP_CLEAR"):
-                with m.If(~pend.busy):
-                    with m.If(self.debug):
-                        m.next = "READ_ISSUE"
-                    with m.Else():
-                        m.next = "STEP_FINISH"
-
-            with m.State("READ_ISSUE"):
-                for b in range(nbanks):
-                    m.d.comb += v_rp[b].addr.eq(ro_addr)
-                m.next = "READ_OUT"
-
-            with m.State("READ_OUT"):
-                for b in range(nbanks):
-                    m.d.comb += v_rp[b].addr.eq(ro_addr)
-                m.d.comb += [
-                    self.membranes.valid.eq(1),
-                    self.membranes.payload.eq(vpart(v_rdata[ro_bank])),
+        with seq.state("EVAL_LAYER"):
+            with m.If(fused):  # evaluated in the write-back of the last row
+                m.d.sync += [touched.eq(0), fused.eq(0)]
+                seq.goto("EVAL_DONE")
+            with m.Elif(touched == 0):
+                seq.goto("EVAL_DONE")
+            with m.Else():
+                # The lowest touched layer is evaluated by an evaluation row: a final row
+                # of zero weights over all its neurons (clamp(v + 0) = v, so stage X applies
+                # exactly the evaluation rule), L neurons per cycle through the fired queue.
+                # Its weight words (read at a stale row address) are never used.
+                lowest = Signal.like(nx_layer)
+                for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
+                    with m.If(touched[i]):
+                        m.d.comb += lowest.eq(i)
+                m.d.sync += [nx_layer.eq(lowest), touched.eq(touched & ~(1 << lowest))]
+                m.d.sync += [
+                    nx_valid.eq(1),
+                    nx_group.eq(group),
+                    nx_final.eq(1),
+                    nx_zero.eq(1),
                 ]
-                with m.If(self.membranes.ready):
-                    m.d.sync += ro_n.eq(ro_n + 1)
-                    if nbanks == 1:
-                        m.d.sync += ro_addr.eq(ro_addr + 1)
-                    else:
-                        with m.If(ro_bank == nbanks - 1):
-                            m.d.sync += [ro_bank.eq(0), ro_addr.eq(ro_addr + 1)]
-                        with m.Else():
-                            m.d.sync += ro_bank.eq(ro_bank + 1)
-                    with m.If(ro_n == model.n_neurons - 1):
-                        m.next = "STEP_FINISH"
-                    with m.Else():
-                        m.next = "READ_ISSUE"
+                seq.goto("EVAL_ROW")
 
-            with m.State("STEP_FINISH"):
-                m.d.sync += step.eq(step + 1)
-                with m.If(stop):
-                    m.next = "DISCARD"
+        with seq.state("EVAL_ROW"):
+            with m.If(settled):
+                seq.goto("EVAL_LAYER")
+
+        with seq.state("EVAL_DONE"):
+            m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
+            if model.decision == "first_to_threshold":
+                with m.If(out_fired):
+                    m.d.sync += stop.eq(1)
+                    seq.goto("STEP_END")
                 with m.Else():
-                    m.next = "STEP_WAIT"
+                    seq.goto("GROUP")
+            else:
+                seq.goto("GROUP")
 
-            with m.State("DISCARD"):
-                m.d.comb += self.events.ready.eq(1)
-                with m.If(self.events.valid & (ev.kind == InputKind.END_SAMPLE)):
-                    m.next = "SUMMARY"
+        with seq.state("STEP_END"):
+            m.d.sync += clear_go.eq(pend.count != 0)
+            m.d.sync += [ro_n.eq(0), ro_bank.eq(0), ro_addr.eq(0)]
+            seq.goto("STEP_CLEAR")
 
-            with m.State("SUMMARY"):
-                m.d.comb += self.summary.valid.eq(~spk_valid)
-                with m.If(self.summary.ready & ~spk_valid):
-                    m.next = "IDLE"
+        with seq.state("STEP_CLEAR"):
+            m.d.sync += clear_go.eq(0)
+            with m.If(~clear_go & ~pend.busy):
+                with m.If(self.debug):
+                    seq.goto("READ_ISSUE")
+                with m.Else():
+                    seq.goto("STEP_FINISH")
+
+        with seq.state("READ_ISSUE"):
+            for b in range(nbanks):
+                m.d.comb += v_rp[b].addr.eq(ro_addr)
+            seq.goto("READ_OUT")
+
+        with seq.state("READ_OUT"):
+            for b in range(nbanks):
+                m.d.comb += v_rp[b].addr.eq(ro_addr)
+            m.d.comb += [
+                self.membranes.valid.eq(1),
+                self.membranes.payload.eq(vpart(v_rdata[ro_bank])),
+            ]
+            with m.If(self.membranes.ready):
+                m.d.sync += ro_n.eq(ro_n + 1)
+                if nbanks == 1:
+                    m.d.sync += ro_addr.eq(ro_addr + 1)
+                else:
+                    with m.If(ro_bank == nbanks - 1):
+                        m.d.sync += [ro_bank.eq(0), ro_addr.eq(ro_addr + 1)]
+                    with m.Else():
+                        m.d.sync += ro_bank.eq(ro_bank + 1)
+                with m.If(ro_n == model.n_neurons - 1):
+                    seq.goto("STEP_FINISH")
+                with m.Else():
+                    seq.goto("READ_ISSUE")
+
+        with seq.state("STEP_FINISH"):
+            m.d.sync += step.eq(step + 1)
+            with m.If(stop):
+                seq.goto("DISCARD")
+            with m.Else():
+                seq.goto("STEP_WAIT")
+
+        with seq.state("DISCARD"):
+            m.d.comb += self.events.ready.eq(1)
+            with m.If(self.events.valid & (ev.kind == InputKind.END_SAMPLE)):
+                seq.goto("SUMMARY")
+
+        with seq.state("SUMMARY"):
+            m.d.comb += self.summary.valid.eq(~spk_valid)
+            with m.If(self.summary.ready & ~spk_valid):
+                seq.goto("IDLE")
 
         with m.If(~self.idle):
             m.d.sync += c_cycles.eq(c_cycles + 1)

@@ -9,8 +9,10 @@ has the same ports, so the core's group controller is the same for all of them:
 * ``head`` (out stream of a 16-bit source): the entry the scheduler's next pick returns. Taking
   it (``valid & ready``) is the pick. ``head`` is never valid in the cycle after a push or a pick
   when the structure needs time to find the next one; once valid, it stays valid with the same
-  payload until a push, a pick or a clear (the core takes it the cycle after deciding to). Pushes
-  and picks never coincide (the core pushes only while evaluating, picks only while delivering).
+  payload until a push, a pick or a clear (the core takes it the cycle after deciding to). The core
+  asserts ``ready`` only while ``head`` is valid, so a structure takes on ``ready`` alone (the
+  take logic then starts at the core's ``pick_go`` flip-flop). Pushes and picks never coincide
+  (the core pushes only while evaluating, picks only while delivering).
 * ``count`` (out): entries pending; ``lowest`` (out, ``PendingSync`` only, else 0): the lowest
   layer code with a pending entry, valid while ``count > 0``.
 * ``clear`` (in): discard every entry; ``busy`` (out) while a clear is in progress.

@@ -26,7 +26,9 @@ class PendingFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        fifo = BlockFIFO(width=16, depth=max(self._n_sources, 2))
+        # Depth 3 at least: a BlockFIFO of depth 2 has one memory word and refuses a write in
+        # the cycle after the first one (while that word moves to the read register).
+        fifo = BlockFIFO(width=16, depth=max(self._n_sources, 3))
         m.submodules.fifo = ResetInserter(self.clear)(fifo)
         take = Signal()
         m.d.comb += [
@@ -35,7 +37,7 @@ class PendingFifo(wiring.Component):
             self.head.valid.eq(fifo.r_rdy),
             self.head.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.head.ready),
-            take.eq(self.head.valid & self.head.ready),
+            take.eq(self.head.ready),  # asserted only while the head is valid (pending.py)
         ]
         with m.If(self.clear):
             m.d.sync += self.count.eq(0)

@@ -64,7 +64,7 @@ class PendingMomentum(wiring.Component):
             self.head.payload.eq(head_q),
             self.head.valid.eq((self.count != 0) & fresh),
         ]
-        take = self.head.valid & self.head.ready
+        take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.sync += [advancing.eq(0), head_q.eq(heads[top]), fresh.eq(1)]
         with m.If(self.clear | self.push_valid | take):
             m.d.sync += fresh.eq(0)

@@ -50,7 +50,7 @@ class PendingRandom(wiring.Component):
             self.head.payload.eq(rp_pick.data),
             self.head.valid.eq(stage == 2),
         ]
-        take = self.head.valid & self.head.ready
+        take = self.head.ready  # asserted only while the head is valid (pending.py)
         with m.If(self.clear):
             m.d.sync += [n.eq(0), stage.eq(0)]
         with m.Elif(self.push_valid):

@@ -62,7 +62,7 @@ class PendingSync(wiring.Component):
             rp.addr.eq(cursor),
         ]
         hit = rd_valid & rp.data
-        take = self.head.valid & self.head.ready
+        take = self.head.ready  # asserted only while the head is valid (pending.py)
 
         with m.If(self.clear | clearing):
             m.d.comb += [wp.addr.eq(clr_addr), wp.data.eq(0), wp.en.eq(1)]

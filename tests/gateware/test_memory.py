@@ -2,9 +2,9 @@
 
 A memory built with ``attrs=COLLISION_FREE`` may read an undefined word when it reads the
 address written in the same cycle. Amaranth simulates such a read as the old word; the
-``reads_see_new_data`` fixture makes it the new word instead (every such read port becomes
-transparent). The equivalence tests of the core and of the link engine must pass both ways:
-then no result depends on what a colliding read returns.
+``reads_see_new_data`` fixture (``conftest.py``) makes it the new word instead (every such read
+port becomes transparent). The equivalence tests of the core and of the link engine must pass
+both ways: then no result depends on what a colliding read returns.
 """
 
 import random
@@ -24,23 +24,6 @@ from unlayered.boards import toolchain
 from unlayered.gateware.memory import COLLISION_FREE, YOSYS_AFTER_READ, BlockFIFO
 
 from .harness import compare, random_events, random_model, run_core
-
-
-@pytest.fixture
-def reads_see_new_data(monkeypatch):
-    """While active, a collision-free memory's synchronous reads are transparent to its writes."""
-    elaborate = Memory.elaborate
-
-    def transparent(self, platform):
-        if self.attrs.get("no_rw_check"):
-            for port in self.read_ports:
-                if port.domain != "comb":
-                    port._transparent_for = tuple(
-                        w for w in self.write_ports if w.domain == port.domain
-                    )
-        return elaborate(self, platform)
-
-    monkeypatch.setattr(Memory, "elaborate", transparent)
 
 
 class _Collider(wiring.Component):
