@@ -644,11 +644,28 @@ class NeuronCore(wiring.Component):
         picked = Signal()  # the group has a pick
         pick_go = Signal()  # take the pending head in this cycle (see PICK)
         group_layer = Signal(range(nl + 1))
+        # ``cont``: the group takes another pick. From a register, except for ``sync`` (whose
+        # test of the lowest pending layer has no cheap next-cycle form): the count of the next
+        # cycle is the count plus the push reaching the structure minus the take, and the picks
+        # of the next cycle are the picks plus the take; a group starts (picks reset) with at
+        # least one entry pending (``start_picks``).
         cont = Signal()
-        more = (pend.count != 0) & ((picks < f) if f else 1)
+        next_count = pend.count + pend_mod.push_valid - pend.head.ready
         if sched.name == "sync":
-            more = more & (pend.lowest == group_layer)
-        m.d.comb += cont.eq(more)
+            cont_now = (pend.count != 0) & ((picks < f) if f else 1)
+            m.d.comb += cont.eq(cont_now & (pend.lowest == group_layer))
+        else:
+            m.d.sync += cont.eq((next_count != 0) & ((picks + pick_go < f) if f else 1))
+        # ``pend.count >= F`` from a register likewise (the overlap check).
+        enough = Signal()
+        m.d.sync += enough.eq(~pend.clear & (next_count >= f))
+
+        def start_picks():
+            """The group's picks start in the next cycle (state PICK)."""
+            m.d.sync += [picks.eq(0), picked.eq(0), grp_mixed.eq(0)]
+            if sched.name != "sync":
+                m.d.sync += cont.eq(1)
+
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
         grp_mixed = Signal()
@@ -799,12 +816,8 @@ class NeuronCore(wiring.Component):
                     m.d.sync += c_dropped.eq(c_dropped + pend.count)
                     seq.goto("STEP_END")
                 with m.Else():
-                    m.d.sync += [
-                        picks.eq(0),
-                        picked.eq(0),
-                        group_layer.eq(pend.lowest),
-                        grp_mixed.eq(0),
-                    ]
+                    m.d.sync += group_layer.eq(pend.lowest)
+                    start_picks()
                     seq.goto("PICK")
 
         with seq.state("PICK"):
@@ -819,7 +832,7 @@ class NeuronCore(wiring.Component):
                 seq.goto("DRAIN")
                 if overlap:
                     cap = sched.max_groups_per_step
-                    may = ~grp_mixed & (pend.count >= f) & fq_room
+                    may = ~grp_mixed & enough & fq_room
                     if cap:
                         may &= group + 1 < cap
                     if model.decision == "first_to_threshold":
@@ -829,12 +842,10 @@ class NeuronCore(wiring.Component):
                         m.d.sync += [
                             group.eq(group + 1),
                             c_groups.eq(c_groups + 1),
-                            picks.eq(0),
-                            picked.eq(0),
-                            grp_mixed.eq(0),
                             touched.eq(0),
                             fused.eq(0),
                         ]
+                        start_picks()
                         seq.goto("PICK")
 
         with seq.state("DRAIN"):
