@@ -1,6 +1,6 @@
 """``sync`` pending structure (semantics 6.1): pending flags scanned in ascending source order."""
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -43,9 +43,12 @@ class PendingSync(wiring.Component):
         wp = mem.write_port()
         rp = mem.read_port()
 
-        layer_counts = Array(Signal(range(ns + 1), name=f"count_l{i}") for i in range(nl + 1))
+        layer_counts = [Signal(range(ns + 1), name=f"count_l{i}") for i in range(nl + 1)]
+        # nonempty[i] == (layer_counts[i] != 0), a register, so that ``lowest`` starts at
+        # flip-flops (not behind the counts' compares)
+        nonempty = Signal(nl + 1)
         for i in reversed(range(nl + 1)):  # the last assignment wins: the lowest non-empty
-            with m.If(layer_counts[i] != 0):
+            with m.If(nonempty[i]):
                 m.d.comb += self.lowest.eq(i)
 
         cursor = Signal(range(ns + 1))  # next flag to read
@@ -79,10 +82,13 @@ class PendingSync(wiring.Component):
                 m.d.sync += [clearing.eq(ns > 1), clr_addr.eq(1)]
             for i in range(nl + 1):
                 m.d.sync += layer_counts[i].eq(0)
+            m.d.sync += nonempty.eq(0)
         with m.Elif(self.push_valid):
             m.d.comb += [wp.addr.eq(self.push_source), wp.data.eq(1), wp.en.eq(1)]
+            for i in range(nl + 1):  # per layer: no multiplexer before the adders
+                with m.If(self.push_layer == i):
+                    m.d.sync += [layer_counts[i].eq(layer_counts[i] + 1), nonempty[i].eq(1)]
             m.d.sync += [
-                layer_counts[self.push_layer].eq(layer_counts[self.push_layer] + 1),
                 self.count.eq(self.count + 1),
                 found.eq(0),
                 rd_valid.eq(0),
@@ -100,8 +106,12 @@ class PendingSync(wiring.Component):
                 m.d.sync += cursor.eq(low)
         with m.Elif(take):
             m.d.comb += [wp.addr.eq(head), wp.data.eq(0), wp.en.eq(1)]
+            for i in range(nl + 1):  # the head is in the lowest non-empty layer
+                with m.If(self.lowest == i):
+                    m.d.sync += layer_counts[i].eq(layer_counts[i] - 1)
+                    with m.If(layer_counts[i] == 1):
+                        m.d.sync += nonempty[i].eq(0)
             m.d.sync += [
-                layer_counts[self.lowest].eq(layer_counts[self.lowest] - 1),
                 self.count.eq(self.count - 1),
                 found.eq(0),
                 rd_valid.eq(0),
