@@ -419,16 +419,17 @@ class NeuronCore(wiring.Component):
         # into its layer; evaluation rows start behind an empty pipeline), so a stage at
         # distance d ahead of B needs forwarding only when a layer has K <= d.
         k_min = min(lay.cycles)
+        fwd_x, fwd_wb, fwd_wb2 = k_min <= 1, k_min <= 2, k_min <= 3
         wb2_data = [Signal(mb + 1, name=f"wb2_data{b}") for b in range(nbanks)]
         for b in range(nbanks):
             weight = Mux(sb.zero, 0, w_q[b])
             word = v_rp[b].data
-            if k_min <= 3:
+            if fwd_wb2:
                 m.d.sync += wb2_data[b].eq(wq_data[b])
                 word = Mux(writes(wb2, b), wb2_data[b], word)
-            if k_min <= 2:
+            if fwd_wb:
                 word = Mux(writes(wb, b), wq_data[b], word)
-            if k_min <= 1:
+            if fwd_x:
                 m.d.sync += x_fwd[b].eq(writes(sx, b))
             m.d.sync += [
                 x_word[b].eq(word),
@@ -461,7 +462,7 @@ class NeuronCore(wiring.Component):
         lo_over = per_layer([(vmin - t - 1) & wrap for t in thr_l], mb + 1)
         for b in range(nbanks):
             word = Signal(mb + 1, name=f"x_in{b}")
-            m.d.comb += word.eq(Mux(x_fwd[b], wq_data[b], x_word[b]) if k_min <= 1 else x_word[b])
+            m.d.comb += word.eq(Mux(x_fwd[b], wq_data[b], x_word[b]) if fwd_x else x_word[b])
             v_in = vpart(word)
             total = Signal(signed(mb + 2), name=f"sum{b}")
             m.d.comb += total.eq(v_in + x_w[b])
@@ -531,11 +532,11 @@ class NeuronCore(wiring.Component):
         # or reserved; the current group's final row and the started group's add at most 2K
         # more before the next such check, so the queue never holds more than 3K.
         # The check reads ``fq_room``, a register: queued and reserved entries one cycle
-        # earlier, plus what a final row taken then reserved, which bounds them now (they grow
-        # only by such takes). A row is marked final only in a check cycle or at END_STEP, so in
-        # the cycle before a check (a pick) a final row taken is one marked already (nx_final);
-        # any final row in the slot is counted, taken or not (a stricter check, and no path
-        # from the take decision).
+        # earlier, plus the reservation of a final row then in the next-row slot, which bounds
+        # them now (they grow only by taking such rows). A row is marked final only in a check
+        # cycle or at END_STEP, so in the cycle before a check (a pick) such a row is marked
+        # already (nx_final); it is counted whether it is taken then or not (a stricter check,
+        # with no path from the take decision).
         fq_reserved = Signal(range(3 * k_max + 2))
         fq_room = Signal()
         if overlap:
