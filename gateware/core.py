@@ -15,7 +15,6 @@ from amaranth.hdl import (
     Mux,
     Signal,
     signed,
-    unsigned,
 )
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -276,11 +275,11 @@ class NeuronCore(wiring.Component):
         stop = Signal()
 
         # ---- delivery pipeline --------------------------------------------------------------
-        # next-row slot -> A (weight read) -> A2 (membrane read; the weight word is registered)
-        # -> B (the membrane word arrives; words still in flight are forwarded) -> X (add,
-        # saturate, evaluate) -> WB (the write request reaches the membrane bank; the lanes
-        # that fired go to the fired queue). WB2 holds WB's words one cycle longer, for the
-        # forwarding only.
+        # next-row slot -> A (weight and membrane reads) -> A2 (the words arrive; the weight
+        # word is registered, membrane words still in flight are forwarded) -> B (the membrane
+        # times the leak factor) -> X (add, round, saturate, evaluate) -> WB (the write request
+        # reaches the membrane bank; the lanes that fired go to the fired queue). WB2 holds WB's
+        # words one cycle longer, for the forwarding only.
         nx_valid = Signal()
         nx_src = Signal(16)  # the source in the slot (raw, straight from the pending head)
         nx_layer = Signal(range(max(nl, 2)))
@@ -290,7 +289,10 @@ class NeuronCore(wiring.Component):
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
         a_last = Signal()  # the row cycle in stage A is the row's last (a register)
-        nx_zero, a_zero = Signal(), Signal()  # an evaluation row (see EVAL_LAYER)
+        nx_zero, a_zero = Signal(), Signal()  # a row of zero weights (EVAL_LAYER, LEAK_LAYER)
+        a_leak = Signal()  # the row is the step's first into its layer: it applies the leak
+        a_addr = [Signal(range(max(depth, 2)), name=f"a_addr{b}") for b in range(nbanks)]
+        leaked = Signal(nl)  # layers whose step leak is applied (or in flight)
 
         class _Stage:
             """The registers of one delivery stage: which row cycle it holds and for whom."""
@@ -301,7 +303,8 @@ class NeuronCore(wiring.Component):
                 self.layer = Signal(range(max(nl, 2)), name=f"{prefix}_layer")
                 self.k = Signal(17, name=f"{prefix}_k")  # the cycle within the row
                 self.final = Signal(name=f"{prefix}_final")  # the group's evaluating row
-                self.zero = Signal(name=f"{prefix}_zero")  # an evaluation row: weights are 0
+                self.zero = Signal(name=f"{prefix}_zero")  # weights are 0
+                self.leak = Signal(name=f"{prefix}_leak")  # the leak is applied to the targets
                 self.group = Signal(32, name=f"{prefix}_group")
                 self.addr = [
                     Signal(range(max(depth, 2)), name=f"{prefix}_addr{b}") for b in range(nbanks)
@@ -317,6 +320,7 @@ class NeuronCore(wiring.Component):
                         self.k.eq(ahead.k),
                         self.final.eq(ahead.final),
                         self.zero.eq(ahead.zero),
+                        self.leak.eq(ahead.leak),
                         self.group.eq(ahead.group),
                     ]
                     m.d.sync += [a.eq(z) for a, z in zip(self.addr, ahead.addr, strict=True)]
@@ -348,9 +352,9 @@ class NeuronCore(wiring.Component):
         for b in range(nbanks):
             m.d.comb += [
                 w_raddr[b].eq(a_row + a_k),
-                v_rp[b].addr.eq(a2.addr[b]),
+                v_rp[b].addr.eq(a_addr[b]),
             ]
-            m.d.sync += w_q[b].eq(w_rdata[b])  # the weight of stage A2's read, for stage B
+            m.d.sync += w_q[b].eq(w_rdata[b])  # the weight of stage A's read, for stage B
         m.d.sync += a2.valid.eq(a_active)
         with m.If(a_active):
             m.d.sync += [
@@ -359,12 +363,14 @@ class NeuronCore(wiring.Component):
                 a2.k.eq(a_k),
                 a2.final.eq(a_final),
                 a2.zero.eq(a_zero),
+                a2.leak.eq(a_leak),
                 a2.group.eq(a_group),
             ]
             for b in range(nbanks):
                 m.d.sync += [
                     a2.mask[b].eq(a_k < counts[b][a_layer]),
-                    a2.addr[b].eq(offsets[b][a_layer] + a_k),
+                    a2.addr[b].eq(a_addr[b]),
+                    a_addr[b].eq(a_addr[b] + 1),
                 ]
         sb.follow(a2)
         sx.follow(sb)
@@ -379,8 +385,11 @@ class NeuronCore(wiring.Component):
                 a_last.eq(cycles[nx_layer] == 1),
                 a_final.eq(nx_final | mark_final),
                 a_zero.eq(nx_zero),
+                a_leak.eq(~leaked.bit_select(nx_layer, 1)),
                 a_group.eq(nx_group),
+                leaked.eq(leaked | (1 << nx_layer)),
             ]
+            m.d.sync += [a.eq(offsets[b][nx_layer]) for b, a in enumerate(a_addr)]
         with m.Elif(a_active & a_last):
             m.d.sync += a_active.eq(0)
         with m.Elif(a_active):
@@ -397,45 +406,89 @@ class NeuronCore(wiring.Component):
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
 
-        # Stage B: the membrane words arrive. A target may have been written by the three
-        # row cycles ahead (short rows, repeated targets): the one in WB wrote after this read
-        # and the one in WB2 in the same cycle (an undefined word), so their words replace the
-        # read word here; the one in X writes next cycle, so X takes its word from the write
-        # request (``x_fwd``). Newer words win. The weight is combined with the layer's
-        # threshold here, so that X adds two operands per carry chain.
+        # Stages A2 and B: the membrane words arrive (A2) and B multiplies each by the row's
+        # leak factor: the layer's leak for the step's first row into a layer (the lazy leak of
+        # semantics 5.1; 0 in a sample's first step), 2^leak_shift for every other row. The
+        # product p is registered shifted right by k = leak_shift, floor(p / 2^k); the leak
+        # rounds toward zero, which is one more for a negative p with a remainder. That bit
+        # (``round_up``) is known before the multiply: p = v * 2^t * o (o odd) has a
+        # remainder iff v mod 2^(k - t) != 0 (``leak_masks``), so it is added to the weight
+        # side in B, and X adds two operands per carry chain as for any row. The weight is
+        # combined with the layer's threshold in B for the same reason.
+        #
+        # Forwarding. Row cycle r reads its targets in stage A; the row cycle d ahead writes
+        # its bank at the end of its WB cycle: in the cycle of the read for d = 4 (an undefined
+        # word: the banks are collision-free), after it for d < 4. Newer words win:
+        #   d = 4, 3: in WB2 / WB while r is in A2: their words replace the read word there;
+        #   d = 2: in WB while r is in B: its word is the one multiplied;
+        #   d = 1: in WB while r is in X: X takes its word from the write request (``x_fwd``).
+        # A forwarded row is never a leak row (the first row into a layer in a step finds no
+        # word of that layer in flight), so a forwarded word is multiplied by 2^k, exactly.
         thr_l = [layer.threshold for layer in model.layers]
         neg_thr = Array(Const(-t, signed(mb + 3)) for t in thr_l)
         neg_thr1 = Array(Const(-t - 1, signed(mb + 3)) for t in thr_l)
-        x_word = [Signal(mb + 1, name=f"x_word{b}") for b in range(nbanks)]
+        shift = model.leak_shift
+
+        def remainder_mask(leak):
+            """The low bits of v that make ``v * leak / 2^k`` inexact."""
+            if leak == 0:
+                return 0
+            twos = (leak & -leak).bit_length() - 1
+            return (1 << max(shift - twos, 0)) - 1
+
+        leak_factors = Array(Const(layer.leak, shift + 1) for layer in model.layers)
+        leak_masks = Array(Const(remainder_mask(layer.leak), shift) for layer in model.layers)
+        b_factor = Signal(shift + 1)
+        b_mask = Signal(shift)
+        with m.If(a2.leak & first_step):  # a sample's first step: the membranes start at 0
+            m.d.sync += [b_factor.eq(0), b_mask.eq(0)]
+        with m.Elif(a2.leak):
+            m.d.sync += [b_factor.eq(leak_factors[a2.layer]), b_mask.eq(leak_masks[a2.layer])]
+        with m.Else():
+            m.d.sync += [b_factor.eq(1 << shift), b_mask.eq(0)]
+        b_word = [Signal(mb + 1, name=f"b_word{b}") for b in range(nbanks)]
+        b_fwd = [Signal(name=f"b_fwd{b}") for b in range(nbanks)]
+        x_word = [Signal(mb + 1, name=f"x_word{b}") for b in range(nbanks)]  # membrane, flag
+        x_v = [Signal(signed(mb), name=f"x_v{b}") for b in range(nbanks)]  # floor(v * f / 2^k)
         x_fwd = [Signal(name=f"x_fwd{b}") for b in range(nbanks)]
-        x_w = [Signal(signed(wbits), name=f"x_w{b}") for b in range(nbanks)]
+        x_w = [Signal(signed(wbits + 1), name=f"x_w{b}") for b in range(nbanks)]  # w (+ 1)
         x_wt = [Signal(signed(mb + 3), name=f"x_wt{b}") for b in range(nbanks)]  # w - thr
         x_wt1 = [Signal(signed(mb + 3), name=f"x_wt1{b}") for b in range(nbanks)]  # w - thr - 1
 
-        def writes(stage, b):
-            return stage.valid & stage.mask[b] & (stage.addr[b] == sb.addr[b])
+        def writes(stage, reader, b):
+            """``stage`` writes the word that ``reader``'s row cycle reads in bank ``b``."""
+            return stage.valid & stage.mask[b] & (stage.addr[b] == reader.addr[b])
 
         # Two row cycles with a common target are at least K apart (K: the cycles of the rows
-        # into its layer; evaluation rows start behind an empty pipeline), so a stage at
-        # distance d ahead of B needs forwarding only when a layer has K <= d.
+        # into its layer; zero-weight rows start behind an empty pipeline), so the row cycle
+        # d ahead needs forwarding only when a layer has K <= d.
         k_min = min(lay.cycles)
-        fwd_x, fwd_wb, fwd_wb2 = k_min <= 1, k_min <= 2, k_min <= 3
+        fwd = {d: k_min <= d for d in (1, 2, 3, 4)}
         wb2_data = [Signal(mb + 1, name=f"wb2_data{b}") for b in range(nbanks)]
         for b in range(nbanks):
-            weight = Mux(sb.zero, 0, w_q[b])
             word = v_rp[b].data
-            if fwd_wb2:
+            if fwd[4]:
                 m.d.sync += wb2_data[b].eq(wq_data[b])
-                word = Mux(writes(wb2, b), wb2_data[b], word)
-            if fwd_wb:
-                word = Mux(writes(wb, b), wq_data[b], word)
-            if fwd_x:
-                m.d.sync += x_fwd[b].eq(writes(sx, b))
+                word = Mux(writes(wb2, a2, b), wb2_data[b], word)
+            if fwd[3]:
+                word = Mux(writes(wb, a2, b), wq_data[b], word)
+            m.d.sync += b_word[b].eq(word)
+            if fwd[2]:
+                m.d.sync += b_fwd[b].eq(writes(sx, a2, b))
+            if fwd[1]:
+                m.d.sync += x_fwd[b].eq(writes(sx, sb, b))
+            word = Mux(b_fwd[b], wq_data[b], b_word[b]) if fwd[2] else b_word[b]
+            v = vpart(b_word[b])  # a leak row's word (never forwarded; b_mask is 0 otherwise)
+            round_up = Signal(name=f"round_up{b}")
+            m.d.comb += round_up.eq(v[-1] & ((v & b_mask) != 0))
+            weight = Mux(sb.zero, 0, w_q[b])
             m.d.sync += [
-                x_word[b].eq(word),
-                x_w[b].eq(weight),
-                x_wt[b].eq(weight + neg_thr[sb.layer]),
-                x_wt1[b].eq(weight + neg_thr1[sb.layer]),
+                # the leak clears the refractory flag; x_word's membrane is used only when set
+                x_word[b].eq(Cat(word[:mb], rpart(word) & ~sb.leak)),
+                x_v[b].eq((vpart(word) * b_factor) >> shift),
+                x_w[b].eq(weight + round_up),
+                x_wt[b].eq(weight + neg_thr[sb.layer] + round_up),
+                x_wt1[b].eq(weight + neg_thr1[sb.layer] + round_up),
             ]
 
         # Stage X: add, saturate, evaluate; the result is the write request. The threshold
@@ -460,10 +513,17 @@ class NeuronCore(wiring.Component):
         lo_reset = per_layer([(vmin - t) & wrap for t in thr_l], mb + 1)
         hi_over = per_layer([(vmax - t - 1) & wrap for t in thr_l], mb + 1)
         lo_over = per_layer([(vmin - t - 1) & wrap for t in thr_l], mb + 1)
+
         for b in range(nbanks):
             word = Signal(mb + 1, name=f"x_in{b}")
-            m.d.comb += word.eq(Mux(x_fwd[b], wq_data[b], x_word[b]) if fwd_x else x_word[b])
-            v_in = vpart(word)
+            v_in = Signal(signed(mb), name=f"v_in{b}")
+            if fwd[1]:
+                m.d.comb += [
+                    word.eq(Mux(x_fwd[b], wq_data[b], x_word[b])),
+                    v_in.eq(Mux(x_fwd[b], vpart(wq_data[b]), x_v[b])),
+                ]
+            else:
+                m.d.comb += [word.eq(x_word[b]), v_in.eq(x_v[b])]
             total = Signal(signed(mb + 2), name=f"sum{b}")
             m.d.comb += total.eq(v_in + x_w[b])
             hi = Signal(name=f"sat_hi{b}")  # total > vmax
@@ -631,15 +691,6 @@ class NeuronCore(wiring.Component):
             m.d.sync += d_mask.eq(d_mask & ~(1 << d_lane))
             emit_spike(d_n, d_layer, d_group, Array(d_bucket)[d_lane] if bucket_bits else 0)
 
-        # ---- leak pass ------------------------------------------------------------------
-        lk_addr = Signal(range(depth + 1))
-        lk_d_valid = Signal()
-        lk_d_addr = Signal(range(depth + 1))
-        lk_e_valid = Signal()  # stage 2: the registered products are written back
-        lk_e_addr = Signal(range(depth + 1))
-        leaks = Array(Const(layer.leak, unsigned(17)) for layer in model.layers)
-        round_up = (1 << model.leak_shift) - 1
-
         # ---- group controller -----------------------------------------------------------
         picks = Signal(range(f + 1)) if f else Signal()  # picks of the group, up to F
         picked = Signal()  # the group has a pick
@@ -702,8 +753,8 @@ class NeuronCore(wiring.Component):
 
         # The sequencer (docs/gateware.md); one flip-flop per state.
         states = (
-            "IDLE STEP_WAIT LEAK INPUT INPUT_DRAIN GROUP PICK DRAIN EVAL_LAYER EVAL_ROW"
-            " EVAL_DONE STEP_END STEP_CLEAR READ_ISSUE READ_OUT STEP_FINISH DISCARD SUMMARY"
+            "IDLE STEP_WAIT INPUT INPUT_DRAIN GROUP PICK DRAIN EVAL_LAYER EVAL_ROW LEAK_LAYER"
+            " LEAK_ROW STEP_END STEP_CLEAR READ_ISSUE READ_OUT DISCARD SUMMARY"
         )
         seq = OneHotFSM(m, states.split(), name="seq")
         with seq.state("IDLE"):
@@ -733,45 +784,14 @@ class NeuronCore(wiring.Component):
                 with m.Elif(ev.kind == InputKind.START):
                     m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
                 with m.Else():
-                    m.d.sync += [lk_addr.eq(0), lk_d_valid.eq(0), lk_e_valid.eq(0)]
-                    seq.goto("LEAK")
-
-        with seq.state("LEAK"):
-            for b in range(nbanks):
-                m.d.comb += v_rp[b].addr.eq(lk_addr)
-            # Three stages: read (lk_addr), multiply into a register (lk_d), round and
-            # write back (lk_e). Every address is read once, before it is written.
-            m.d.sync += [lk_d_valid.eq(lk_addr < depth), lk_d_addr.eq(lk_addr)]
-            m.d.sync += [lk_e_valid.eq(lk_d_valid), lk_e_addr.eq(lk_d_addr)]
-            with m.If(lk_addr < depth):
-                m.d.sync += lk_addr.eq(lk_addr + 1)
-            for b in range(nbanks):
-                n = Signal(32, name=f"lk_n{b}")
-                m.d.comb += n.eq(lk_addr * nbanks + b)
-                li = Signal(range(max(nl, 2)), name=f"lk_layer{b}")
-                for i in range(1, nl):
-                    with m.If(n >= lay.starts[i]):
-                        m.d.comb += li.eq(i)
-                lk_leak = Signal(17, name=f"lk_leak{b}")  # the leak of lk_d_addr's neuron
-                m.d.sync += lk_leak.eq(leaks[li])
-                v = vpart(v_rp[b].data)
-                prod = Signal(signed(mb + 18), name=f"lk_prod{b}")
-                m.d.sync += prod.eq(v * lk_leak)
-                leaked = Mux(
-                    prod < 0, (prod + round_up) >> model.leak_shift, prod >> model.leak_shift
-                )
-                with m.If(lk_e_valid):
-                    fresh = Mux(first_step, 0, leaked)
-                    request_write(b, lk_e_addr, Cat(fresh[:mb], Const(0, 1)))
-            with m.If(lk_e_valid & (lk_e_addr == depth - 1)):
-                m.d.sync += [
-                    first_step.eq(0),
-                    group.eq(0),
-                    touched.eq(0),
-                    had_input.eq(0),
-                    out_fired.eq(0),
-                ]
-                seq.goto("INPUT")
+                    m.d.sync += [
+                        group.eq(0),
+                        touched.eq(0),
+                        leaked.eq(0),
+                        had_input.eq(0),
+                        out_fired.eq(0),
+                    ]
+                    seq.goto("INPUT")
 
         with seq.state("INPUT"):
             with m.If(self.events.valid):
@@ -801,25 +821,50 @@ class NeuronCore(wiring.Component):
                     # end of the step's inputs, leaving the record for STEP_WAIT.
                     seq.goto("INPUT_DRAIN")
 
+        def next_group(ending):
+            """Count the group that ends in this cycle (``ending``), then start the next one,
+            or end the step: no entry pending, the cap reached (the rest are dropped) or, with
+            ``first_to_threshold``, an output neuron fired."""
+            if ending:
+                m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
+            cap = sched.max_groups_per_step
+            with m.If(pend.busy):
+                seq.goto("GROUP")
+            with m.Elif(out_fired if ending and model.decision == "first_to_threshold" else 0):
+                m.d.sync += stop.eq(1)
+                seq.goto("LEAK_LAYER")
+            with m.Elif(pend.count == 0):
+                seq.goto("LEAK_LAYER")
+            with m.Elif((group + int(ending) >= cap) if cap else 0):
+                m.d.sync += c_dropped.eq(c_dropped + pend.count)
+                seq.goto("LEAK_LAYER")
+            with m.Else():
+                m.d.sync += group_layer.eq(pend.lowest)
+                start_picks()
+                seq.goto("PICK")
+
+        def start_readout():
+            m.d.sync += [ro_n.eq(0), ro_bank.eq(0), ro_addr.eq(0)]
+            seq.goto("READ_ISSUE")
+
+        def finish_step():
+            m.d.sync += [step.eq(step + 1), first_step.eq(0)]
+            with m.If(stop):
+                seq.goto("DISCARD")
+            with m.Else():
+                seq.goto("STEP_WAIT")
+
         with seq.state("INPUT_DRAIN"):
-            with m.If(settled):
-                with m.If(had_input):
-                    seq.goto("EVAL_LAYER")
-                with m.Else():
-                    seq.goto("GROUP")
+            with m.If(settled & had_input & fused):  # evaluated in the last row's write-back
+                m.d.sync += [touched.eq(0), fused.eq(0)]
+                next_group(ending=True)
+            with m.Elif(settled & had_input):
+                seq.goto("EVAL_LAYER")
+            with m.Elif(settled):
+                next_group(ending=False)
 
         with seq.state("GROUP"):
-            with m.If(~pend.busy):
-                cap = sched.max_groups_per_step
-                with m.If(pend.count == 0):
-                    seq.goto("STEP_END")
-                with m.Elif((group >= cap) if cap else 0):
-                    m.d.sync += c_dropped.eq(c_dropped + pend.count)
-                    seq.goto("STEP_END")
-                with m.Else():
-                    m.d.sync += group_layer.eq(pend.lowest)
-                    start_picks()
-                    seq.goto("PICK")
+            next_group(ending=False)
 
         with seq.state("PICK"):
             # A pick takes two cycles: the request here (``pick_go``, when a head is valid
@@ -850,19 +895,15 @@ class NeuronCore(wiring.Component):
                         seq.goto("PICK")
 
         with seq.state("DRAIN"):
-            with m.If(settled):
-                with m.If(fused):  # evaluated in the write-back of the last row
-                    m.d.sync += [touched.eq(0), fused.eq(0)]
-                    seq.goto("EVAL_DONE")
-                with m.Else():
-                    seq.goto("EVAL_LAYER")
+            with m.If(settled & fused):  # evaluated in the write-back of the last row
+                m.d.sync += [touched.eq(0), fused.eq(0)]
+                next_group(ending=True)
+            with m.Elif(settled):
+                seq.goto("EVAL_LAYER")
 
         with seq.state("EVAL_LAYER"):
-            with m.If(fused):  # evaluated in the write-back of the last row
-                m.d.sync += [touched.eq(0), fused.eq(0)]
-                seq.goto("EVAL_DONE")
-            with m.Elif(touched == 0):
-                seq.goto("EVAL_DONE")
+            with m.If(touched == 0):
+                next_group(ending=True)
             with m.Else():
                 # The lowest touched layer is evaluated by an evaluation row: a final row
                 # of zero weights over all its neurons (clamp(v + 0) = v, so stage X applies
@@ -885,29 +926,43 @@ class NeuronCore(wiring.Component):
             with m.If(settled):
                 seq.goto("EVAL_LAYER")
 
-        with seq.state("EVAL_DONE"):
-            m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
-            if model.decision == "first_to_threshold":
-                with m.If(out_fired):
-                    m.d.sync += stop.eq(1)
-                    seq.goto("STEP_END")
-                with m.Else():
-                    seq.goto("GROUP")
-            else:
-                seq.goto("GROUP")
+        with seq.state("LEAK_LAYER"):
+            # The layers no row touched in this step are leaked by a row of zero weights over
+            # all their neurons, not evaluated (semantics 5.1: the leak of every neuron).
+            with m.If(leaked.all() & (pend.count != 0)):
+                seq.goto("STEP_END")
+            with m.Elif(leaked.all() & self.debug):
+                start_readout()
+            with m.Elif(leaked.all()):
+                finish_step()
+            with m.Else():
+                unleaked = Signal.like(nx_layer)
+                for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
+                    with m.If(~leaked[i]):
+                        m.d.comb += unleaked.eq(i)
+                m.d.sync += [
+                    nx_valid.eq(1),
+                    nx_layer.eq(unleaked),
+                    nx_group.eq(group),
+                    nx_final.eq(0),
+                    nx_zero.eq(1),
+                ]
+                seq.goto("LEAK_ROW")
 
-        with seq.state("STEP_END"):
-            m.d.sync += clear_go.eq(pend.count != 0)
-            m.d.sync += [ro_n.eq(0), ro_bank.eq(0), ro_addr.eq(0)]
+        with seq.state("LEAK_ROW"):
+            with m.If(settled):
+                seq.goto("LEAK_LAYER")
+
+        with seq.state("STEP_END"):  # entries are left (dropped, or an early stop): clear them
+            m.d.sync += clear_go.eq(1)
             seq.goto("STEP_CLEAR")
 
         with seq.state("STEP_CLEAR"):
             m.d.sync += clear_go.eq(0)
-            with m.If(~clear_go & ~pend.busy):
-                with m.If(self.debug):
-                    seq.goto("READ_ISSUE")
-                with m.Else():
-                    seq.goto("STEP_FINISH")
+            with m.If(~clear_go & ~pend.busy & self.debug):
+                start_readout()
+            with m.Elif(~clear_go & ~pend.busy):
+                finish_step()
 
         with seq.state("READ_ISSUE"):
             for b in range(nbanks):
@@ -931,16 +986,9 @@ class NeuronCore(wiring.Component):
                     with m.Else():
                         m.d.sync += ro_bank.eq(ro_bank + 1)
                 with m.If(ro_n == model.n_neurons - 1):
-                    seq.goto("STEP_FINISH")
+                    finish_step()
                 with m.Else():
                     seq.goto("READ_ISSUE")
-
-        with seq.state("STEP_FINISH"):
-            m.d.sync += step.eq(step + 1)
-            with m.If(stop):
-                seq.goto("DISCARD")
-            with m.Else():
-                seq.goto("STEP_WAIT")
 
         with seq.state("DISCARD"):
             m.d.comb += self.events.ready.eq(1)
