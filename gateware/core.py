@@ -786,6 +786,8 @@ class NeuronCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [
                         group.eq(0),
+                        grp_code.eq(0),  # the input group's, for the overlap's checks
+                        grp_mixed.eq(0),
                         touched.eq(0),
                         leaked.eq(0),
                         had_input.eq(0),
@@ -854,6 +856,30 @@ class NeuronCore(wiring.Component):
             with m.Else():
                 seq.goto("STEP_WAIT")
 
+        # Overlap (``fifo``, F >= 1): the next group starts before the current one has
+        # settled when F entries are pending already: entries are only appended until then,
+        # so they are the F oldest the contract's pick would take (docs/gateware.md). Checked
+        # at the group's last pick and in every cycle of its drain.
+        may_overlap = Signal()
+        if overlap:
+            cap = sched.max_groups_per_step
+            may = ~grp_mixed & enough & fq_room
+            if cap:
+                may &= group + 1 < cap
+            if model.decision == "first_to_threshold":
+                may &= grp_code != nl - 1  # this group may end the sample
+            m.d.comb += may_overlap.eq(may)
+
+        def start_overlapped_group():
+            m.d.sync += [
+                group.eq(group + 1),
+                c_groups.eq(c_groups + 1),
+                touched.eq(0),
+                fused.eq(0),
+            ]
+            start_picks()
+            seq.goto("PICK")
+
         with seq.state("INPUT_DRAIN"):
             with m.If(settled & had_input & fused):  # evaluated in the last row's write-back
                 m.d.sync += [touched.eq(0), fused.eq(0)]
@@ -862,6 +888,8 @@ class NeuronCore(wiring.Component):
                 seq.goto("EVAL_LAYER")
             with m.Elif(settled):
                 next_group(ending=False)
+            with m.Elif(had_input & fused & may_overlap):
+                start_overlapped_group()
 
         with seq.state("GROUP"):
             next_group(ending=False)
@@ -876,23 +904,8 @@ class NeuronCore(wiring.Component):
                 # slot. With one source layer, evaluate in its write-back.
                 m.d.comb += mark_final.eq(~grp_mixed)
                 seq.goto("DRAIN")
-                if overlap:
-                    cap = sched.max_groups_per_step
-                    may = ~grp_mixed & enough & fq_room
-                    if cap:
-                        may &= group + 1 < cap
-                    if model.decision == "first_to_threshold":
-                        may &= grp_code != nl - 1  # this group may end the sample
-                    with m.If(may):
-                        # Start the next group now: its picks are entries pending already.
-                        m.d.sync += [
-                            group.eq(group + 1),
-                            c_groups.eq(c_groups + 1),
-                            touched.eq(0),
-                            fused.eq(0),
-                        ]
-                        start_picks()
-                        seq.goto("PICK")
+                with m.If(may_overlap):
+                    start_overlapped_group()
 
         with seq.state("DRAIN"):
             with m.If(settled & fused):  # evaluated in the write-back of the last row
@@ -900,6 +913,8 @@ class NeuronCore(wiring.Component):
                 next_group(ending=True)
             with m.Elif(settled):
                 seq.goto("EVAL_LAYER")
+            with m.Elif(fused & may_overlap):
+                start_overlapped_group()
 
         with seq.state("EVAL_LAYER"):
             with m.If(touched == 0):
