@@ -224,7 +224,7 @@ class NeuronCore(wiring.Component):
             pass
 
         pend = _Push()
-        for name in ("head", "count", "lowest", "busy", "clear", "seed", "load"):
+        for name in ("head", "count", "lowest", "last", "busy", "clear", "seed", "load"):
             setattr(pend, name, getattr(pend_mod, name))
         pend.push_valid = Signal(name="push_c_valid")
         pend.push_source = Signal(16, name="push_c_source")
@@ -695,28 +695,27 @@ class NeuronCore(wiring.Component):
         picks = Signal(range(f + 1)) if f else Signal()  # picks of the group, up to F
         picked = Signal()  # the group has a pick
         pick_go = Signal()  # take the pending head in this cycle (see PICK)
-        group_layer = Signal(range(nl + 1))
-        # ``cont``: the group takes another pick. From a register, except for ``sync`` (whose
-        # test of the lowest pending layer has no cheap next-cycle form): the count of the next
-        # cycle is the count plus the push reaching the structure minus the take, and the picks
-        # of the next cycle are the picks plus the take; a group starts (picks reset) with at
-        # least one entry pending (``start_picks``).
+        # ``cont``: the group takes another pick. From a register: the count of the next cycle
+        # is the count plus the push reaching the structure minus the take, and the picks of
+        # the next cycle are the picks plus the take; a group starts (picks reset) with at least
+        # one entry pending (``start_picks``). ``sync`` also ends the group when a take empties
+        # its layer (``last``; nothing is pushed while a group picks, so the group's layer
+        # stays the lowest until then).
         cont = Signal()
         next_count = pend.count + pend_mod.push_valid - pend.head.ready
-        if sched.name == "sync":
-            cont_now = (pend.count != 0) & ((picks < f) if f else 1)
-            m.d.comb += cont.eq(cont_now & (pend.lowest == group_layer))
-        else:
-            m.d.sync += cont.eq((next_count != 0) & ((picks + pick_go < f) if f else 1))
-        # ``pend.count >= F`` from a register likewise (the overlap check).
+        m.d.sync += cont.eq(
+            (next_count != 0) & ((picks + pick_go < f) if f else 1) & ~(pick_go & pend.last)
+        )
+        # ``pend.count >= F`` (the overlap check) and ``pend.count == 0`` (the end of the
+        # step) from registers likewise.
         enough = Signal()
         m.d.sync += enough.eq(~pend.clear & (next_count >= f))
+        pend_empty = Signal()
+        m.d.sync += pend_empty.eq(pend.clear | (next_count == 0))
 
         def start_picks():
             """The group's picks start in the next cycle (state PICK)."""
-            m.d.sync += [picks.eq(0), picked.eq(0), grp_mixed.eq(0)]
-            if sched.name != "sync":
-                m.d.sync += cont.eq(1)
+            m.d.sync += [picks.eq(0), picked.eq(0), grp_mixed.eq(0), cont.eq(1)]
 
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
@@ -835,13 +834,12 @@ class NeuronCore(wiring.Component):
             with m.Elif(out_fired if ending and model.decision == "first_to_threshold" else 0):
                 m.d.sync += stop.eq(1)
                 seq.goto("LEAK_LAYER")
-            with m.Elif(pend.count == 0):
+            with m.Elif(pend_empty):
                 seq.goto("LEAK_LAYER")
             with m.Elif((group + int(ending) >= cap) if cap else 0):
                 m.d.sync += c_dropped.eq(c_dropped + pend.count)
                 seq.goto("LEAK_LAYER")
             with m.Else():
-                m.d.sync += group_layer.eq(pend.lowest)
                 start_picks()
                 seq.goto("PICK")
 
@@ -944,7 +942,7 @@ class NeuronCore(wiring.Component):
         with seq.state("LEAK_LAYER"):
             # The layers no row touched in this step are leaked by a row of zero weights over
             # all their neurons, not evaluated (semantics 5.1: the leak of every neuron).
-            with m.If(leaked.all() & (pend.count != 0)):
+            with m.If(leaked.all() & ~pend_empty):
                 seq.goto("STEP_END")
             with m.Elif(leaked.all() & self.debug):
                 start_readout()

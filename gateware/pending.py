@@ -14,7 +14,8 @@ has the same ports, so the core's group controller is the same for all of them:
   take logic then starts at the core's ``pick_go`` flip-flop). Pushes and picks never coincide
   (the core pushes only while evaluating, picks only while delivering).
 * ``count`` (out): entries pending; ``lowest`` (out, ``PendingSync`` only, else 0): the lowest
-  layer code with a pending entry, valid while ``count > 0``.
+  layer code with a pending entry, valid while ``count > 0``; ``last`` (out, ``PendingSync``
+  only, else 0): that layer has exactly one entry, so taking the head empties it.
 * ``clear`` (in): discard every entry; ``busy`` (out) while a clear is in progress.
 * ``seed``/``load`` (in): ``PendingRandom``'s generator state, loaded once per sample.
 """
@@ -35,6 +36,7 @@ def pending_ports(n_sources: int, n_layers: int, n_buckets: int) -> dict:
         "head": Out(stream.Signature(16)),
         "count": Out(range(n_sources + 1)),
         "lowest": Out(range(n_layers + 1)),
+        "last": Out(1),
         "clear": In(1),
         "busy": Out(1),
         "seed": In(32),

@@ -44,12 +44,14 @@ class PendingSync(wiring.Component):
         rp = mem.read_port()
 
         layer_counts = [Signal(range(ns + 1), name=f"count_l{i}") for i in range(nl + 1)]
-        # nonempty[i] == (layer_counts[i] != 0), a register, so that ``lowest`` starts at
-        # flip-flops (not behind the counts' compares)
+        # nonempty[i] == (layer_counts[i] != 0) and single[i] == (layer_counts[i] == 1),
+        # registers, so that ``lowest`` and ``last`` start at flip-flops (not behind the
+        # counts' compares)
         nonempty = Signal(nl + 1)
+        single = Signal(nl + 1)
         for i in reversed(range(nl + 1)):  # the last assignment wins: the lowest non-empty
             with m.If(nonempty[i]):
-                m.d.comb += self.lowest.eq(i)
+                m.d.comb += [self.lowest.eq(i), self.last.eq(single[i])]
 
         cursor = Signal(range(ns + 1))  # next flag to read
         rd_valid = Signal()  # a read of flag rd_addr is in flight
@@ -82,12 +84,16 @@ class PendingSync(wiring.Component):
                 m.d.sync += [clearing.eq(ns > 1), clr_addr.eq(1)]
             for i in range(nl + 1):
                 m.d.sync += layer_counts[i].eq(0)
-            m.d.sync += nonempty.eq(0)
+            m.d.sync += [nonempty.eq(0), single.eq(0)]
         with m.Elif(self.push_valid):
             m.d.comb += [wp.addr.eq(self.push_source), wp.data.eq(1), wp.en.eq(1)]
             for i in range(nl + 1):  # per layer: no multiplexer before the adders
                 with m.If(self.push_layer == i):
-                    m.d.sync += [layer_counts[i].eq(layer_counts[i] + 1), nonempty[i].eq(1)]
+                    m.d.sync += [
+                        layer_counts[i].eq(layer_counts[i] + 1),
+                        nonempty[i].eq(1),
+                        single[i].eq(layer_counts[i] == 0),
+                    ]
             m.d.sync += [
                 self.count.eq(self.count + 1),
                 found.eq(0),
@@ -108,9 +114,11 @@ class PendingSync(wiring.Component):
             m.d.comb += [wp.addr.eq(head), wp.data.eq(0), wp.en.eq(1)]
             for i in range(nl + 1):  # the head is in the lowest non-empty layer
                 with m.If(self.lowest == i):
-                    m.d.sync += layer_counts[i].eq(layer_counts[i] - 1)
-                    with m.If(layer_counts[i] == 1):
-                        m.d.sync += nonempty[i].eq(0)
+                    m.d.sync += [
+                        layer_counts[i].eq(layer_counts[i] - 1),
+                        nonempty[i].eq(layer_counts[i] != 1),
+                        single[i].eq(layer_counts[i] == 2),
+                    ]
             m.d.sync += [
                 self.count.eq(self.count - 1),
                 found.eq(0),

@@ -4,7 +4,8 @@ A seeded driver interleaves pushes (each source pending at most once, semantics 
 clears and, at each new sample, a load of the generator state, with random idle cycles, as the
 core drives them (see ``gateware/pending.py``). A model of the scheduler written from the
 contract predicts every pick; in every cycle ``count`` must equal the model's, a valid ``head``
-must show the model's next pick and, for ``sync``, ``lowest`` the lowest pending layer code.
+must show the model's next pick and, for ``sync``, ``lowest`` the lowest pending layer code and
+``last`` whether that layer has a single entry.
 """
 
 import random
@@ -88,6 +89,9 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
         lowest = ctx.get(dut.lowest)
         if scheduler == "sync" and count:
             assert lowest == model.lowest(), where("lowest", model.lowest(), lowest)
+            last = ctx.get(dut.last)
+            want = sum(layer == lowest for _, layer, _ in model.entries) == 1
+            assert last == want, where("last", want, last)
         if ctx.get(dut.head.valid):
             want = model.peek() if model.entries else None
             got = ctx.get(dut.head.payload)
@@ -178,7 +182,7 @@ CASES = [(name, sizes) for name in SCHEDULERS for sizes in SIZES]
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize(("scheduler", "sizes"), CASES, ids=str)
 def test_picks_follow_the_scheduler(scheduler, sizes, seed):
-    """Every pick, ``count`` (and ``lowest``) in every cycle, as the contract's scheduler."""
+    """Every pick, ``count`` (and ``lowest``, ``last``) in every cycle, as the contract's scheduler."""
     run(scheduler, sizes, seed)
 
 
