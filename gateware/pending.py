@@ -11,8 +11,9 @@ has the same ports, so the core's group controller is the same for all of them:
   when the structure needs time to find the next one; once valid, it stays valid with the same
   payload until a push, a pick or a clear (the core takes it the cycle after deciding to). The core
   asserts ``ready`` only while ``head`` is valid, so a structure takes on ``ready`` alone (the
-  take logic then starts at the core's ``pick_go`` flip-flop). Pushes and picks never coincide
-  (the core pushes only while evaluating, picks only while delivering).
+  take logic then starts at the core's ``pick_go`` flip-flop). Only ``PendingFifo`` sees a
+  push and a pick in one cycle (the core's group overlap for ``fifo``); the others never do
+  (the core overlaps their groups only after a group that pushes nothing).
 * ``count`` (out): entries pending; ``lowest`` (out, ``PendingSync`` only, else 0): the lowest
   layer code with a pending entry, valid while ``count > 0``; ``last`` (out, ``PendingSync``
   only, else 0): that layer has exactly one entry, so taking the head empties it.
