@@ -269,8 +269,18 @@ class NeuronCore(wiring.Component):
             input_inc.eq(0),
             c_inputs.eq(c_inputs + input_inc),
         ]
+        # A group's end counts it one cycle later (``group_inc``), so that the group
+        # controller's decisions do not reach the 32-bit adders; the next read of ``group``
+        # (its first row, at the take of its first pick) is at least two cycles later.
+        group_inc = Signal()
+        m.d.sync += [
+            group_inc.eq(0),
+            group.eq(group + group_inc),
+            c_groups.eq(c_groups + group_inc),
+        ]
         first_step = Signal()
         had_input = Signal()
+        input_end = Signal()  # END_STEP was taken in the previous cycle
         out_fired = Signal()
         stop = Signal()
 
@@ -720,9 +730,14 @@ class NeuronCore(wiring.Component):
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
         grp_mixed = Signal()
+        # The layer code of the head, registered: a pick is requested only while the head is
+        # valid, and it keeps its payload until the take (pending.py), so the take uses the
+        # code of the cycle before and no compare sits behind the block-RAM output.
+        head_code = Signal.like(pick_code)
         for i in range(1, nl):
             with m.If(pend.head.payload[: max(ns - 1, 1).bit_length()] >= src_start[i]):
-                m.d.comb += pick_code.eq(i)
+                m.d.comb += head_code.eq(i)
+        m.d.sync += pick_code.eq(head_code)
 
         # ---- read-out -------------------------------------------------------------------
         ro_n = Signal(16)
@@ -752,7 +767,7 @@ class NeuronCore(wiring.Component):
 
         # The sequencer (docs/gateware.md); one flip-flop per state.
         states = (
-            "IDLE STEP_WAIT INPUT INPUT_DRAIN GROUP PICK DRAIN EVAL_LAYER EVAL_ROW LEAK_LAYER"
+            "IDLE STEP_WAIT INPUT INPUT_DRAIN PICK DRAIN EVAL_LAYER EVAL_ROW LEAK_LAYER"
             " LEAK_ROW STEP_END STEP_CLEAR READ_ISSUE READ_OUT DISCARD SUMMARY"
         )
         seq = OneHotFSM(m, states.split(), name="seq")
@@ -812,10 +827,7 @@ class NeuronCore(wiring.Component):
                         ]
                 with m.Elif(ev.kind == InputKind.END_STEP):
                     m.d.comb += self.events.ready.eq(1)
-                    if sched.prioritized_input:
-                        # The input group's last row, if not yet started, evaluates its
-                        # targets; otherwise an evaluation row does (EVAL_LAYER).
-                        m.d.comb += mark_final.eq(nx_valid)
+                    m.d.sync += input_end.eq(1)
                     seq.goto("INPUT_DRAIN")
                 with m.Else():
                     # START or END_SAMPLE before END_STEP: a protocol error; treat as the
@@ -827,11 +839,9 @@ class NeuronCore(wiring.Component):
             or end the step: no entry pending, the cap reached (the rest are dropped) or, with
             ``first_to_threshold``, an output neuron fired."""
             if ending:
-                m.d.sync += [group.eq(group + 1), c_groups.eq(c_groups + 1)]
+                m.d.sync += group_inc.eq(1)
             cap = sched.max_groups_per_step
-            with m.If(pend.busy):
-                seq.goto("GROUP")
-            with m.Elif(out_fired if ending and model.decision == "first_to_threshold" else 0):
+            with m.If(out_fired if ending and model.decision == "first_to_threshold" else 0):
                 m.d.sync += stop.eq(1)
                 seq.goto("LEAK_LAYER")
             with m.Elif(pend_empty):
@@ -876,16 +886,17 @@ class NeuronCore(wiring.Component):
             m.d.comb += may_overlap.eq(may)
 
         def start_overlapped_group():
-            m.d.sync += [
-                group.eq(group + 1),
-                c_groups.eq(c_groups + 1),
-                touched.eq(0),
-                fused.eq(0),
-            ]
+            m.d.sync += [group_inc.eq(1), touched.eq(0), fused.eq(0)]
             start_picks()
             seq.goto("PICK")
 
         with seq.state("INPUT_DRAIN"):
+            m.d.sync += input_end.eq(0)
+            if sched.prioritized_input:
+                # In the cycle after END_STEP, the input group's last row, if still in the
+                # slot, evaluates its targets; otherwise an evaluation row does (EVAL_LAYER).
+                with m.If(input_end):
+                    m.d.comb += mark_final.eq(nx_valid)
             with m.If(settled & had_input & fused):  # evaluated in the last row's write-back
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
@@ -895,9 +906,6 @@ class NeuronCore(wiring.Component):
                 next_group(ending=False)
             with m.Elif(had_input & fused & may_overlap):
                 start_overlapped_group()
-
-        with seq.state("GROUP"):
-            next_group(ending=False)
 
         with seq.state("PICK"):
             # A pick takes two cycles: the request here (``pick_go``, when a head is valid
