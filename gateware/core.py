@@ -741,6 +741,7 @@ class NeuronCore(wiring.Component):
 
         # ---- read-out -------------------------------------------------------------------
         ro_n = Signal(16)
+        ro_last = Signal()  # ro_n is the last neuron (a register, not a compare)
         ro_bank = Signal(range(max(nbanks, 2)))
         ro_addr = Signal(range(max(depth, 2)))
 
@@ -854,7 +855,12 @@ class NeuronCore(wiring.Component):
                 seq.goto("PICK")
 
         def start_readout():
-            m.d.sync += [ro_n.eq(0), ro_bank.eq(0), ro_addr.eq(0)]
+            m.d.sync += [
+                ro_n.eq(0),
+                ro_last.eq(model.n_neurons == 1),
+                ro_bank.eq(0),
+                ro_addr.eq(0),
+            ]
             seq.goto("READ_ISSUE")
 
         def finish_step():
@@ -1005,7 +1011,7 @@ class NeuronCore(wiring.Component):
                 self.membranes.payload.eq(vpart(v_rdata[ro_bank])),
             ]
             with m.If(self.membranes.ready):
-                m.d.sync += ro_n.eq(ro_n + 1)
+                m.d.sync += [ro_n.eq(ro_n + 1), ro_last.eq(ro_n == model.n_neurons - 2)]
                 if nbanks == 1:
                     m.d.sync += ro_addr.eq(ro_addr + 1)
                 else:
@@ -1013,7 +1019,7 @@ class NeuronCore(wiring.Component):
                         m.d.sync += [ro_bank.eq(0), ro_addr.eq(ro_addr + 1)]
                     with m.Else():
                         m.d.sync += ro_bank.eq(ro_bank + 1)
-                with m.If(ro_n == model.n_neurons - 1):
+                with m.If(ro_last):
                     finish_step()
                 with m.Else():
                     seq.goto("READ_ISSUE")
