@@ -255,6 +255,7 @@ class NeuronCore(wiring.Component):
 
         # ---- counters -------------------------------------------------------------------
         step = Signal(32)
+        prev_step = Signal(32)  # step - 1: the step of spikes still drained after a step's end
         group = Signal(32)
         c_spikes, c_synops, c_groups = Signal(32), Signal(32), Signal(32)
         c_dropped, c_inputs, c_cycles = Signal(32), Signal(32), Signal(32)
@@ -301,6 +302,9 @@ class NeuronCore(wiring.Component):
         a_last = Signal()  # the row cycle in stage A is the row's last (a register)
         nx_zero, a_zero = Signal(), Signal()  # a row of zero weights (EVAL_LAYER, LEAK_LAYER)
         a_leak = Signal()  # the row is the step's first into its layer: it applies the leak
+        # Rows of a step may still be in flight when the next step starts (the early step end
+        # in DRAIN), so a row carries its step's parity and whether it is the sample's first.
+        a_first, a_parity = Signal(), Signal()
         a_addr = [Signal(range(max(depth, 2)), name=f"a_addr{b}") for b in range(nbanks)]
         leaked = Signal(nl)  # layers whose step leak is applied (or in flight)
 
@@ -315,6 +319,8 @@ class NeuronCore(wiring.Component):
                 self.final = Signal(name=f"{prefix}_final")  # the group's evaluating row
                 self.zero = Signal(name=f"{prefix}_zero")  # weights are 0
                 self.leak = Signal(name=f"{prefix}_leak")  # the leak is applied to the targets
+                self.first = Signal(name=f"{prefix}_first")  # taken in a sample's first step
+                self.parity = Signal(name=f"{prefix}_parity")  # bit 0 of its step
                 self.group = Signal(32, name=f"{prefix}_group")
                 self.addr = [
                     Signal(range(max(depth, 2)), name=f"{prefix}_addr{b}") for b in range(nbanks)
@@ -331,6 +337,8 @@ class NeuronCore(wiring.Component):
                         self.final.eq(ahead.final),
                         self.zero.eq(ahead.zero),
                         self.leak.eq(ahead.leak),
+                        self.first.eq(ahead.first),
+                        self.parity.eq(ahead.parity),
                         self.group.eq(ahead.group),
                     ]
                     m.d.sync += [a.eq(z) for a, z in zip(self.addr, ahead.addr, strict=True)]
@@ -374,6 +382,8 @@ class NeuronCore(wiring.Component):
                 a2.final.eq(a_final),
                 a2.zero.eq(a_zero),
                 a2.leak.eq(a_leak),
+                a2.first.eq(a_first),
+                a2.parity.eq(a_parity),
                 a2.group.eq(a_group),
             ]
             for b in range(nbanks):
@@ -396,6 +406,8 @@ class NeuronCore(wiring.Component):
                 a_final.eq(nx_final | mark_final),
                 a_zero.eq(nx_zero),
                 a_leak.eq(~leaked.bit_select(nx_layer, 1)),
+                a_first.eq(first_step),
+                a_parity.eq(step[0]),
                 a_group.eq(nx_group),
                 leaked.eq(leaked | (1 << nx_layer)),
             ]
@@ -450,7 +462,7 @@ class NeuronCore(wiring.Component):
         leak_masks = Array(Const(remainder_mask(layer.leak), shift) for layer in model.layers)
         b_factor = Signal(shift + 1)
         b_mask = Signal(shift)
-        with m.If(a2.leak & first_step):  # a sample's first step: the membranes start at 0
+        with m.If(a2.leak & a2.first):  # a sample's first step: the membranes start at 0
             m.d.sync += [b_factor.eq(0), b_mask.eq(0)]
         with m.Elif(a2.leak):
             m.d.sync += [b_factor.eq(leak_factors[a2.layer]), b_mask.eq(leak_masks[a2.layer])]
@@ -590,7 +602,7 @@ class NeuronCore(wiring.Component):
                             )
         fq_base = Signal(16)
         m.d.comb += fq_base.eq(Array(Const(s, 16) for s in lay.starts)[wb.layer] + wb.k * nbanks)
-        fq_in = [wb.group, fq_base, wb.layer, rot_fire]
+        fq_in = [wb.group, wb.parity, fq_base, wb.layer, rot_fire]
         if bucket_bits:
             fq_in += [r[:bucket_bits] for r in rot_bucket]
         # The entry is written one cycle after its write-back (a register between the fire
@@ -644,7 +656,7 @@ class NeuronCore(wiring.Component):
             """Count a fired neuron's spike and send it out (with ``spikes="outputs"`` only an
             output neuron's); a hidden spike enters the pending structure (semantics 5.4)."""
             m.d.sync += [
-                spk.step.eq(step),
+                spk.step.eq(Mux(d_parity == step[0], step, prev_step)),
                 spk.group.eq(group),
                 spk.neuron.eq(neuron),
                 c_spikes.eq(c_spikes + 1),
@@ -666,6 +678,7 @@ class NeuronCore(wiring.Component):
         # ---- drain of the fired-neuron queue: one spike per cycle, ascending -------------
         d_mask = Signal(nbanks)
         d_group = Signal(32)
+        d_parity = Signal()
         d_base = Signal(16)
         d_layer = Signal.like(wb.layer)
         d_bucket = [Signal(max(bucket_bits, 1), name=f"d_bucket{j}") for j in range(nbanks)]
@@ -688,8 +701,30 @@ class NeuronCore(wiring.Component):
             m.d.sync += fq_count.eq(fq_count + 1)
         with m.Elif(pop & ~fq.w_en):
             m.d.sync += fq_count.eq(fq_count - 1)
+        # ``pushing``: a spike of a hidden layer may still be pushed: a final row into a hidden
+        # layer is in stages A to WB, or one of its fired-queue entries is written, queued or
+        # drained, or a push is on its way (a register: one cycle late, which is safe where it
+        # is read, once no row is taken any more, since it can then only fall).
+        hidden = nl - 1  # layers below it are hidden (their spikes are pushed)
+        fq_w_hidden = Signal()  # the entry being written (``fq.w_en``) is a hidden layer's
+        m.d.sync += fq_w_hidden.eq(wb.layer < hidden)
+        fq_hidden = Signal(range(fq_depth + 2))  # queued entries of hidden layers
+        layer_at = 32 + 1 + 16  # the layer field of an entry (``fq_in``)
+        popped_hidden = pop & (fq.r_data[layer_at : layer_at + len(d_layer)] < hidden)
+        m.d.sync += fq_hidden.eq(fq_hidden + (fq.w_en & fq_w_hidden) - popped_hidden)
+        pushing = Signal()
+        m.d.sync += pushing.eq(
+            (a_active & a_final & (a_layer < hidden))
+            | Cat(st.valid & st.final & (st.layer < hidden) for st in (a2, sb, sx, wb)).any()
+            | (fq.w_en & fq_w_hidden)
+            | (fq_hidden != 0)
+            | ((d_mask != 0) & (d_layer < hidden))
+            | pend.push_valid
+            | pend_mod.push_valid
+        )
         with m.If(pop):
-            fields = [(d_group, 32), (d_base, 16), (d_layer, len(d_layer)), (d_mask, nbanks)]
+            fields = [(d_group, 32), (d_parity, 1), (d_base, 16), (d_layer, len(d_layer))]
+            fields += [(d_mask, nbanks)]
             fields += [(d, bucket_bits) for d in d_bucket] if bucket_bits else []
             pos = 0
             for sig, width in fields:
@@ -864,7 +899,7 @@ class NeuronCore(wiring.Component):
             seq.goto("READ_ISSUE")
 
         def finish_step():
-            m.d.sync += [step.eq(step + 1), first_step.eq(0)]
+            m.d.sync += [step.eq(step + 1), prev_step.eq(step), first_step.eq(0)]
             with m.If(stop):
                 seq.goto("DISCARD")
             with m.Else():
@@ -896,6 +931,17 @@ class NeuronCore(wiring.Component):
             start_picks()
             seq.goto("PICK")
 
+        # The early step end: the step is over, without waiting for the current group to
+        # settle, when its targets are the output layer, its rows are all taken, no entry is
+        # pending and nothing can push one (``pushing``); the next step's rows follow its rows
+        # (each row carries its step's parity for the spikes it fires). Not with the membrane
+        # read-out, nor with ``first_to_threshold`` (the group may end the sample).
+        end_early = Signal()
+        if model.decision != "first_to_threshold":
+            m.d.comb += end_early.eq(
+                (grp_code == nl - 1) & ~nx_valid & pend_empty & ~pushing & ~self.debug
+            )
+
         with seq.state("INPUT_DRAIN"):
             m.d.sync += input_end.eq(0)
             if sched.prioritized_input:
@@ -903,7 +949,7 @@ class NeuronCore(wiring.Component):
                 # slot, evaluates its targets; otherwise an evaluation row does (EVAL_LAYER).
                 with m.If(input_end):
                     m.d.comb += mark_final.eq(nx_valid)
-            with m.If(settled & had_input & fused):  # evaluated in the last row's write-back
+            with m.If((settled | end_early) & had_input & fused):  # in the last row's WB
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
             with m.Elif(settled & had_input):
@@ -927,7 +973,7 @@ class NeuronCore(wiring.Component):
                     start_overlapped_group()
 
         with seq.state("DRAIN"):
-            with m.If(settled & fused):  # evaluated in the write-back of the last row
+            with m.If((settled | end_early) & fused):  # evaluated in the last row's write-back
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
             with m.Elif(settled):
@@ -966,7 +1012,8 @@ class NeuronCore(wiring.Component):
             with m.If(leaked.all() & ~pend_empty):
                 seq.goto("STEP_END")
             with m.Elif(leaked.all() & self.debug):
-                start_readout()
+                with m.If(settled):  # the step may have ended early (DRAIN)
+                    start_readout()
             with m.Elif(leaked.all()):
                 finish_step()
             with m.Else():
@@ -1029,9 +1076,9 @@ class NeuronCore(wiring.Component):
             with m.If(self.events.valid & (ev.kind == InputKind.END_SAMPLE)):
                 seq.goto("SUMMARY")
 
-        with seq.state("SUMMARY"):
-            m.d.comb += self.summary.valid.eq(~spk_valid)
-            with m.If(self.summary.ready & ~spk_valid):
+        with seq.state("SUMMARY"):  # after the last spike (the last step may have ended early)
+            m.d.comb += self.summary.valid.eq(~spk_valid & settled)
+            with m.If(self.summary.ready & ~spk_valid & settled):
                 seq.goto("IDLE")
 
         with m.If(~self.idle):

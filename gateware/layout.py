@@ -135,14 +135,14 @@ def group_overlap(model: Model) -> bool:
 def fired_queue_shape(model: Model, layout: CoreLayout) -> tuple[int, int]:
     """``(width, depth)`` of the core's fired-neuron queue (a :class:`~.memory.BlockFIFO`).
 
-    An entry is a write-back cycle that fired: group (32 bits), first target (16), layer, and
-    per lane a fire bit and the momentum bucket. Depth K + 1, three rows' worth with group
-    overlap (see the PICK state): the inner FIFO holds depth - 1 while its output register
-    fills, and a row writes at most K entries before the drain takes one.
+    An entry is a write-back cycle that fired: group (32 bits), the step's parity (1), first
+    target (16), layer, and per lane a fire bit and the momentum bucket. Depth K + 1, three
+    rows' worth with group overlap (see the PICK state): the inner FIFO holds depth - 1 while
+    its output register fills, and a row writes at most K entries before the drain takes one.
     """
     sched = model.scheduler
     buckets = sched.momentum_buckets
     bucket_bits = max(buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
     layer_bits = max(len(model.layers) - 1, 1).bit_length()
-    width = 32 + 16 + layer_bits + layout.lanes * (1 + bucket_bits)
+    width = 32 + 1 + 16 + layer_bits + layout.lanes * (1 + bucket_bits)
     return width, (3 if group_overlap(model) else 1) * max(layout.cycles) + 1

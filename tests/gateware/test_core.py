@@ -45,15 +45,22 @@ def test_worked_example(group_size, trace, groups):
 @pytest.mark.parametrize("lanes", [1, 2, 4, 8])
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_random_models(scheduler, lanes):
-    """Seeded random small models (widths, leaks, resets, F, caps, decisions, input modes)."""
+    """Seeded random small models (widths, leaks, resets, F, caps, decisions, input modes).
+
+    Every third case runs without the membrane read-out, where a step may end before its last
+    group has settled (the early step end)."""
     failures = []
     for case in range(12):
         seed = 1000 * lanes + case
         rnd = np.random.default_rng([seed, SCHEDULERS.index(scheduler)])
         model = random_model(rnd, name=scheduler)
         events = random_events(rnd, model.n_inputs)
-        hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=seed)
-        failures += [f"case {case} ({model.scheduler}): {e}" for e in compare(model, events, hw)]
+        debug = case % 3 != 0
+        hw = run_core(
+            model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=seed, debug=debug
+        )
+        errors = compare(model, events, hw, membranes=debug)
+        failures += [f"case {case} ({model.scheduler}, debug {debug}): {e}" for e in errors]
     assert failures == []
 
 

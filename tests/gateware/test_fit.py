@@ -27,14 +27,15 @@ def test_small_model_one_lane():
     assert est["bits"]["membranes"] == 9 * 17  # membrane + refractory bit
     assert est["bits"]["pending"] == 12 * 16  # FIFO of 13 sources: 12 words + output register
     # fired-neuron queue: fifo with F = 1 overlaps groups, three rows of K = 6 entries (the
-    # 19th sits in the output register); group 32 + target 16 + layer 1 + one lane's fire bit
-    assert est["bits"]["queue"] == 18 * 50
-    assert est["bits"]["total"] == 42 * 8 + 9 * 17 + 12 * 16 + 18 * 50
+    # 19th sits in the output register); group 32 + step parity 1 + target 16 + layer 1 + one
+    # lane's fire bit
+    assert est["bits"]["queue"] == 18 * 51
+    assert est["bits"]["total"] == 42 * 8 + 9 * 17 + 12 * 16 + 18 * 51
     assert [m["name"] for m in est["memories"]] == [
         "weight0", "membrane0", "pending.fifo", "fired"
     ]  # fmt: skip
     # 17-bit membrane words take two iCE40 blocks (16 bits at most), one ECP5 block; the
-    # 50-bit queue four iCE40 blocks (256 x 16), two ECP5 blocks (512 x 36)
+    # 51-bit queue four iCE40 blocks (256 x 16), two ECP5 blocks (512 x 36)
     assert [m["ice40_ebr"] for m in est["memories"]] == [1, 2, 1, 4]
     assert [m["ecp5_ebr"] for m in est["memories"]] == [1, 1, 1, 2]
     assert est["devices"]["ice40-up5k"]["ebr_used"] == 8
