@@ -271,8 +271,8 @@ class NeuronCore(wiring.Component):
             c_inputs.eq(c_inputs + input_inc),
         ]
         # A group's end counts it one cycle later (``group_inc``), so that the group
-        # controller's decisions do not reach the 32-bit adders; the next read of ``group``
-        # (its first row, at the take of its first pick) is at least two cycles later.
+        # controller's decisions do not reach the 32-bit adders; a row loaded in that cycle
+        # (the next group's first pick) takes ``group + group_inc``, the group's number.
         group_inc = Signal()
         m.d.sync += [
             group_inc.eq(0),
@@ -636,7 +636,7 @@ class NeuronCore(wiring.Component):
                 nx_valid.eq(1),
                 nx_src.eq(source),
                 nx_layer.eq(code),
-                nx_group.eq(group),
+                nx_group.eq(group + group_inc),  # the group's count may be one cycle late
                 nx_zero.eq(0),
                 syn_inc.eq(sizes[code]),  # added to c_synops in the next cycle
                 touched.eq(touched | (1 << code)),
@@ -971,6 +971,8 @@ class NeuronCore(wiring.Component):
                 seq.goto("DRAIN")
                 with m.If(may_overlap):
                     start_overlapped_group()
+                    # ... and request its first pick now (PICK would, one cycle later)
+                    m.d.sync += pick_go.eq(pend.head.valid & nx_free)
 
         with seq.state("DRAIN"):
             with m.If((settled | end_early) & fused):  # evaluated in the last row's write-back
