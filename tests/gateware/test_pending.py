@@ -182,7 +182,7 @@ CASES = [(name, sizes) for name in SCHEDULERS for sizes in SIZES]
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize(("scheduler", "sizes"), CASES, ids=str)
 def test_picks_follow_the_scheduler(scheduler, sizes, seed):
-    """Every pick, ``count`` (and ``lowest``, ``last``) in every cycle, as the contract's scheduler."""
+    """Every pick, ``count`` (``lowest``, ``last``) in every cycle, as the contract says."""
     run(scheduler, sizes, seed)
 
 
