@@ -983,6 +983,24 @@ class NeuronCore(wiring.Component):
             with m.Elif(fused & may_overlap):
                 start_overlapped_group()
 
+        def lowest_layer(flags, name):
+            """The lowest layer whose flag is set (comb)."""
+            lowest = Signal.like(nx_layer, name=name)
+            for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
+                with m.If(flags[i]):
+                    m.d.comb += lowest.eq(i)
+            return lowest
+
+        def load_zero_row(layer, final):
+            """Fill the next-row slot with a row of zero weights over all of ``layer``."""
+            m.d.sync += [
+                nx_valid.eq(1),
+                nx_layer.eq(layer),
+                nx_group.eq(group),
+                nx_final.eq(final),
+                nx_zero.eq(1),
+            ]
+
         with seq.state("EVAL_LAYER"):
             with m.If(touched == 0):
                 next_group(ending=True)
@@ -991,17 +1009,9 @@ class NeuronCore(wiring.Component):
                 # of zero weights over all its neurons (clamp(v + 0) = v, so stage X applies
                 # exactly the evaluation rule), L neurons per cycle through the fired queue.
                 # Its weight words (read at a stale row address) are never used.
-                lowest = Signal.like(nx_layer)
-                for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
-                    with m.If(touched[i]):
-                        m.d.comb += lowest.eq(i)
-                m.d.sync += [nx_layer.eq(lowest), touched.eq(touched & ~(1 << lowest))]
-                m.d.sync += [
-                    nx_valid.eq(1),
-                    nx_group.eq(group),
-                    nx_final.eq(1),
-                    nx_zero.eq(1),
-                ]
+                lowest = lowest_layer(touched, "eval_layer")
+                m.d.sync += touched.eq(touched & ~(1 << lowest))
+                load_zero_row(lowest, final=1)
                 seq.goto("EVAL_ROW")
 
         with seq.state("EVAL_ROW"):
@@ -1019,17 +1029,7 @@ class NeuronCore(wiring.Component):
             with m.Elif(leaked.all()):
                 finish_step()
             with m.Else():
-                unleaked = Signal.like(nx_layer)
-                for i in reversed(range(nl)):  # the last assignment wins: the lowest layer
-                    with m.If(~leaked[i]):
-                        m.d.comb += unleaked.eq(i)
-                m.d.sync += [
-                    nx_valid.eq(1),
-                    nx_layer.eq(unleaked),
-                    nx_group.eq(group),
-                    nx_final.eq(0),
-                    nx_zero.eq(1),
-                ]
+                load_zero_row(lowest_layer(~leaked, "leak_layer"), final=0)
                 seq.goto("LEAK_ROW")
 
         with seq.state("LEAK_ROW"):
