@@ -705,20 +705,20 @@ class NeuronCore(wiring.Component):
         # layer is in stages A to WB, or one of its fired-queue entries is written, queued or
         # drained, or a push is on its way (a register: one cycle late, which is safe where it
         # is read, once no row is taken any more, since it can then only fall).
-        hidden = nl - 1  # layers below it are hidden (their spikes are pushed)
+        out_layer = nl - 1  # the layers below it are hidden: their spikes are pushed
         fq_w_hidden = Signal()  # the entry being written (``fq.w_en``) is a hidden layer's
-        m.d.sync += fq_w_hidden.eq(wb.layer < hidden)
+        m.d.sync += fq_w_hidden.eq(wb.layer < out_layer)
         fq_hidden = Signal(range(fq_depth + 2))  # queued entries of hidden layers
         layer_at = 32 + 1 + 16  # the layer field of an entry (``fq_in``)
-        popped_hidden = pop & (fq.r_data[layer_at : layer_at + len(d_layer)] < hidden)
+        popped_hidden = pop & (fq.r_data[layer_at : layer_at + len(d_layer)] < out_layer)
         m.d.sync += fq_hidden.eq(fq_hidden + (fq.w_en & fq_w_hidden) - popped_hidden)
         pushing = Signal()
         m.d.sync += pushing.eq(
-            (a_active & a_final & (a_layer < hidden))
-            | Cat(st.valid & st.final & (st.layer < hidden) for st in (a2, sb, sx, wb)).any()
+            (a_active & a_final & (a_layer < out_layer))
+            | Cat(st.valid & st.final & (st.layer < out_layer) for st in (a2, sb, sx, wb)).any()
             | (fq.w_en & fq_w_hidden)
             | (fq_hidden != 0)
-            | ((d_mask != 0) & (d_layer < hidden))
+            | ((d_mask != 0) & (d_layer < out_layer))
             | pend.push_valid
             | pend_mod.push_valid
         )
