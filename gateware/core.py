@@ -605,12 +605,14 @@ class NeuronCore(wiring.Component):
         fq_in = [wb.group, wb.parity, fq_base, wb.layer, rot_fire]
         if bucket_bits:
             fq_in += [r[:bucket_bits] for r in rot_bucket]
-        # The entry is written one cycle after its write-back (a register between the fire
-        # decision and the queue's write port); ``fq.w_en`` is that register.
-        m.d.sync += [fq.w_data.eq(Cat(*fq_in)), fq.w_en.eq(rot_fire != 0)]
+        # The entry is ready one cycle after its write-back (``fq_entry``, a register between
+        # the fire decision and the queue's write port); it is written to the queue unless it
+        # goes straight to the drain (``bypass``, below).
+        fq_entry = Signal()
+        m.d.sync += [fq.w_data.eq(Cat(*fq_in)), fq_entry.eq(rot_fire != 0)]
         # Entries the rows in flight may still write: a final row reserves its K cycles when it
         # enters stage A and gives one back as each cycle leaves WB (its entry, if it fired, is
-        # then in ``fq.w_en``). Overlap starts a group only while at most K entries are queued
+        # then in ``fq_entry``). Overlap starts a group only while at most K entries are queued
         # or reserved; the current group's final row and the started group's add at most 2K
         # more before the next such check, so the queue never holds more than 3K.
         # The check reads ``fq_room``, a register: queued and reserved entries one cycle
@@ -628,20 +630,26 @@ class NeuronCore(wiring.Component):
                 - (wb.valid & wb.final)
             )
             in_slot = Mux(nx_valid & nx_final, cycles[nx_layer], 0)
-            m.d.sync += fq_room.eq(fq_count + fq.w_en + fq_reserved + in_slot <= k_max)
+            m.d.sync += fq_room.eq(fq_count + fq_entry + fq_reserved + in_slot <= k_max)
 
-        def load_row(source, code):
-            """Fill the next-row slot with ``source`` (code ``code``); count synops, touch."""
+        def load_row(source, code, *, step_first=False):
+            """Fill the next-row slot with ``source`` (code ``code``); count synops, touch.
+            ``step_first``: the step's first row, loaded as the step's counters are reset."""
             m.d.sync += [
                 nx_valid.eq(1),
                 nx_src.eq(source),
                 nx_layer.eq(code),
-                nx_group.eq(group + group_inc),  # the group's count may be one cycle late
                 nx_zero.eq(0),
                 syn_inc.eq(sizes[code]),  # added to c_synops in the next cycle
-                touched.eq(touched | (1 << code)),
                 input_inc.eq(code == 0),  # counted in the next cycle
             ]
+            if step_first:
+                m.d.sync += [nx_group.eq(0), touched.eq(1 << code)]
+            else:
+                m.d.sync += [
+                    nx_group.eq(group + group_inc),  # the group's count may be one cycle late
+                    touched.eq(touched | (1 << code)),
+                ]
 
         # ---- spike output buffer --------------------------------------------------------
         spk_valid = Signal()
@@ -687,7 +695,7 @@ class NeuronCore(wiring.Component):
             with m.If(d_mask[j]):
                 m.d.comb += d_lane.eq(j)
         drain_idle = Signal()
-        m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0) & ~fq.w_en)
+        m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0) & ~fq_entry)
         # ``settled``: every row delivered and every spike sent. From a register: both were
         # empty in the previous cycle, and only a row loaded into the slot since (``nx_valid``)
         # can have started anything.
@@ -695,8 +703,27 @@ class NeuronCore(wiring.Component):
         m.d.sync += quiet.eq(pipe_empty & drain_idle)
         settled = Signal()
         m.d.comb += settled.eq(quiet & ~nx_valid)
-        pop = Signal()
-        m.d.comb += [pop.eq((d_mask == 0) & fq.r_rdy), fq.r_en.eq(pop)]
+        # The next entry is loaded as the current one's last spike goes out, so that entries
+        # drain back to back (``d_mask`` is then reloaded, overriding the emit's update): popped
+        # from the queue, or, when the queue is empty, the new entry itself (``bypass``: it
+        # skips the queue's two cycles).
+        emit = Signal()
+        d_single = Signal()  # at most one lane left
+        d_free = Signal()  # the drain takes an entry in this cycle if one is there
+        m.d.comb += [
+            emit.eq((d_mask != 0) & spk_free),
+            d_single.eq((d_mask & (d_mask - 1)) == 0),
+            d_free.eq((d_mask == 0) | (d_single & emit)),
+        ]
+        fq_empty = Signal()
+        m.d.comb += fq_empty.eq(fq_count == 0)
+        pop, bypass = Signal(), Signal()
+        m.d.comb += [
+            pop.eq(fq.r_rdy & d_free),
+            fq.r_en.eq(pop),
+            bypass.eq(fq_entry & fq_empty & d_free),
+            fq.w_en.eq(fq_entry & ~bypass),
+        ]
         with m.If(fq.w_en & ~pop):
             m.d.sync += fq_count.eq(fq_count + 1)
         with m.Elif(pop & ~fq.w_en):
@@ -706,7 +733,7 @@ class NeuronCore(wiring.Component):
         # drained, or a push is on its way (a register: one cycle late, which is safe where it
         # is read, once no row is taken any more, since it can then only fall).
         out_layer = nl - 1  # the layers below it are hidden: their spikes are pushed
-        fq_w_hidden = Signal()  # the entry being written (``fq.w_en``) is a hidden layer's
+        fq_w_hidden = Signal()  # the new entry (``fq_entry``) is a hidden layer's
         m.d.sync += fq_w_hidden.eq(wb.layer < out_layer)
         fq_hidden = Signal(range(fq_depth + 2))  # queued entries of hidden layers
         layer_at = 32 + 1 + 16  # the layer field of an entry (``fq_in``)
@@ -716,25 +743,26 @@ class NeuronCore(wiring.Component):
         m.d.sync += pushing.eq(
             (a_active & a_final & (a_layer < out_layer))
             | Cat(st.valid & st.final & (st.layer < out_layer) for st in (a2, sb, sx, wb)).any()
-            | (fq.w_en & fq_w_hidden)
+            | (fq_entry & fq_w_hidden)
             | (fq_hidden != 0)
             | ((d_mask != 0) & (d_layer < out_layer))
             | pend.push_valid
             | pend_mod.push_valid
         )
-        with m.If(pop):
+        with m.If(emit):
+            d_n = Signal(16)
+            m.d.comb += d_n.eq(d_base + d_lane)
+            m.d.sync += d_mask.eq(d_mask & ~(1 << d_lane))
+            emit_spike(d_n, d_layer, d_group, Array(d_bucket)[d_lane] if bucket_bits else 0)
+        with m.If(pop | bypass):
+            entry = Mux(fq_empty, fq.w_data, fq.r_data)  # the queue is empty when bypassing
             fields = [(d_group, 32), (d_parity, 1), (d_base, 16), (d_layer, len(d_layer))]
             fields += [(d_mask, nbanks)]
             fields += [(d, bucket_bits) for d in d_bucket] if bucket_bits else []
             pos = 0
             for sig, width in fields:
-                m.d.sync += sig.eq(fq.r_data[pos : pos + width])
+                m.d.sync += sig.eq(entry[pos : pos + width])
                 pos += width
-        with m.If((d_mask != 0) & spk_free):
-            d_n = Signal(16)
-            m.d.comb += d_n.eq(d_base + d_lane)
-            m.d.sync += d_mask.eq(d_mask & ~(1 << d_lane))
-            emit_spike(d_n, d_layer, d_group, Array(d_bucket)[d_lane] if bucket_bits else 0)
 
         # ---- group controller -----------------------------------------------------------
         picks = Signal(range(f + 1)) if f else Signal()  # picks of the group, up to F
@@ -759,8 +787,10 @@ class NeuronCore(wiring.Component):
         m.d.sync += pend_empty.eq(pend.clear | (next_count == 0))
 
         def start_picks():
-            """The group's picks start in the next cycle (state PICK)."""
+            """The group's picks start: the first is requested now (``pick_go``, as PICK
+            would one cycle later), the others in state PICK."""
             m.d.sync += [picks.eq(0), picked.eq(0), grp_mixed.eq(0), cont.eq(1)]
+            m.d.sync += pick_go.eq(pend.head.valid & nx_free)
 
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
@@ -826,6 +856,28 @@ class NeuronCore(wiring.Component):
                 ]
                 seq.goto("STEP_WAIT")
 
+        def input_record(step_first):
+            """Take an ``EVENT`` (its row, or its entry in the pending structure) or the
+            ``END_STEP`` in ``ev``."""
+            with m.If(ev.kind == InputKind.EVENT):
+                if sched.prioritized_input:
+                    m.d.comb += self.events.ready.eq(nx_free)
+                    with m.If(nx_free):
+                        m.d.sync += had_input.eq(1)
+                        load_row(ev.data[:16], Const(0, 1), step_first=step_first)
+                else:
+                    m.d.comb += [
+                        self.events.ready.eq(1),
+                        pend.push_valid.eq(1),
+                        pend.push_source.eq(ev.data[:16]),
+                        pend.push_layer.eq(0),
+                        pend.push_bucket.eq(top_bucket),
+                    ]
+            with m.Else():  # END_STEP
+                m.d.comb += self.events.ready.eq(1)
+                m.d.sync += input_end.eq(1)
+                seq.goto("INPUT_DRAIN")
+
         with seq.state("STEP_WAIT"):
             with m.If(self.events.valid):
                 with m.If(ev.kind == InputKind.END_SAMPLE):
@@ -833,7 +885,7 @@ class NeuronCore(wiring.Component):
                     seq.goto("SUMMARY")
                 with m.Elif(ev.kind == InputKind.START):
                     m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
-                with m.Else():
+                with m.Else():  # the step's first record, taken as in INPUT
                     m.d.sync += [
                         group.eq(0),
                         grp_code.eq(0),  # the input group's, for the overlap's checks
@@ -844,27 +896,12 @@ class NeuronCore(wiring.Component):
                         out_fired.eq(0),
                     ]
                     seq.goto("INPUT")
+                    input_record(step_first=True)
 
         with seq.state("INPUT"):
             with m.If(self.events.valid):
-                with m.If(ev.kind == InputKind.EVENT):
-                    if sched.prioritized_input:
-                        m.d.comb += self.events.ready.eq(nx_free)
-                        with m.If(nx_free):
-                            m.d.sync += had_input.eq(1)
-                            load_row(ev.data[:16], Const(0, 1))
-                    else:
-                        m.d.comb += [
-                            self.events.ready.eq(1),
-                            pend.push_valid.eq(1),
-                            pend.push_source.eq(ev.data[:16]),
-                            pend.push_layer.eq(0),
-                            pend.push_bucket.eq(top_bucket),
-                        ]
-                with m.Elif(ev.kind == InputKind.END_STEP):
-                    m.d.comb += self.events.ready.eq(1)
-                    m.d.sync += input_end.eq(1)
-                    seq.goto("INPUT_DRAIN")
+                with m.If((ev.kind == InputKind.EVENT) | (ev.kind == InputKind.END_STEP)):
+                    input_record(step_first=False)
                 with m.Else():
                     # START or END_SAMPLE before END_STEP: a protocol error; treat as the
                     # end of the step's inputs, leaving the record for STEP_WAIT.
@@ -880,6 +917,8 @@ class NeuronCore(wiring.Component):
             with m.If(out_fired if ending and model.decision == "first_to_threshold" else 0):
                 m.d.sync += stop.eq(1)
                 seq.goto("LEAK_LAYER")
+            with m.Elif(pend_empty & leaked.all() & ~self.debug):
+                finish_step()  # what LEAK_LAYER would do next
             with m.Elif(pend_empty):
                 seq.goto("LEAK_LAYER")
             with m.Elif((group + int(ending) >= cap) if cap else 0):
@@ -971,8 +1010,6 @@ class NeuronCore(wiring.Component):
                 seq.goto("DRAIN")
                 with m.If(may_overlap):
                     start_overlapped_group()
-                    # ... and request its first pick now (PICK would, one cycle later)
-                    m.d.sync += pick_go.eq(pend.head.valid & nx_free)
 
         with seq.state("DRAIN"):
             with m.If((settled | end_early) & fused):  # evaluated in the last row's write-back
