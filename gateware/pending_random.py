@@ -1,12 +1,12 @@
 """``random`` pending structure (semantics 6.3): a list with swap-remove and xorshift32 picks."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from .memory import COLLISION_FREE
 from .pending import pending_ports
-from .rng import Xorshift32
+from .rng import Xorshift32, xorshift32_next
 
 __all__ = ["PendingRandom"]
 
@@ -14,10 +14,14 @@ __all__ = ["PendingRandom"]
 class PendingRandom(wiring.Component):
     """Uniform picks from a list memory with swap-remove.
 
-    The head is prepared in three cycles whenever the list changed: ``r = xorshift32(state)``
-    and ``idx = ((r >> 16) * n) >> 16`` (one 16x16 multiply) are registered; ``P[idx]`` and
-    ``P[n-1]`` are read; the head is then valid. Taking it advances the generator (exactly once
-    per pick), writes ``P[idx] = P[n-1]`` and decrements ``n``. A push appends at ``P[n]``.
+    The head is ``P[idx]`` with ``idx = ((r >> 16) * n) >> 16`` (one 16x16 multiply) for
+    ``r = xorshift32(state)``. Taking it advances the generator (exactly once per pick), writes
+    ``P[idx] = P[n-1]`` and decrements ``n``; a push appends at ``P[n]``. Either registers the
+    next ``idx`` in the same cycle, for the list it leaves: a push with ``r`` and ``n + 1``, a
+    take with the generator's output after the advance (``after``, a lookahead register,
+    ``xorshift32(xorshift32(state))``) and ``n - 1``. ``P[idx]`` and ``P[n-1]`` are read in the
+    next cycle and the head is valid in the one after. After a clear or a load, ``idx`` is
+    computed first (three cycles).
 
     Parameters
     ----------
@@ -44,6 +48,16 @@ class PendingRandom(wiring.Component):
         n = self.count
         idx = Signal(16)
         stage = Signal(range(3))  # 0: compute idx, 1: read, 2: head valid
+        after = Signal(32)  # xorshift32(rng.next): the generator's output after an advance
+        with m.If(self.load):
+            m.d.sync += after.eq(xorshift32_next(xorshift32_next(self.seed)))
+        with m.Elif(rng.advance):
+            m.d.sync += after.eq(xorshift32_next(after))
+
+        def scaled(r, count):
+            """The pick's index into a list of ``count`` entries; ``r``: the output's top half."""
+            return (r * count) >> 16
+
         m.d.comb += [
             rp_pick.addr.eq(idx),
             rp_last.addr.eq(n - 1),
@@ -51,18 +65,26 @@ class PendingRandom(wiring.Component):
             self.head.valid.eq(stage == 2),
         ]
         take = self.head.ready  # asserted only while the head is valid (pending.py)
-        with m.If(self.clear):
-            m.d.sync += [n.eq(0), stage.eq(0)]
+        # One multiplier: its operands are selected by the take (a register in the core).
+        r, count = Signal(16), Signal.like(n)
+        m.d.comb += [
+            r.eq(Mux(take, after[16:], rng.next[16:])),
+            count.eq(Mux(take, n - 1, Mux(self.push_valid, n + 1, n))),
+        ]
+        with m.If(self.clear | self.load):
+            m.d.sync += stage.eq(0)
+            with m.If(self.clear):
+                m.d.sync += n.eq(0)
         with m.Elif(self.push_valid):
             m.d.comb += [wp.addr.eq(n), wp.data.eq(self.push_source), wp.en.eq(1)]
-            m.d.sync += [n.eq(n + 1), stage.eq(0)]
+            m.d.sync += [n.eq(n + 1), idx.eq(scaled(r, count)), stage.eq(1)]
         with m.Elif(take):
             m.d.comb += [wp.addr.eq(idx), wp.data.eq(rp_last.data), wp.en.eq(1), rng.advance.eq(1)]
-            m.d.sync += [n.eq(n - 1), stage.eq(0)]
+            m.d.sync += [n.eq(n - 1), idx.eq(scaled(r, count)), stage.eq(1)]
         with m.Elif(n != 0):
             with m.Switch(stage):
                 with m.Case(0):
-                    m.d.sync += [idx.eq((rng.next[16:] * n) >> 16), stage.eq(1)]
+                    m.d.sync += [idx.eq(scaled(r, count)), stage.eq(1)]
                 with m.Case(1):
                     m.d.sync += stage.eq(2)
         return m
