@@ -947,22 +947,24 @@ class NeuronCore(wiring.Component):
         # Overlap (``group_overlap``): the next group starts before the current one has
         # settled when its picks are known already (docs/gateware.md): for ``fifo`` (F >= 1)
         # when F entries are pending (entries are only appended until the current group has
-        # settled, so they are the F oldest the contract's pick takes then), for the other
-        # schedulers when the current group's targets are the output layer (its spikes push
-        # nothing, so the pending set is final) and an entry is pending. Checked at the
-        # group's last pick and in every cycle of its drain.
+        # settled, so they are the F oldest the contract's pick takes then), for every
+        # scheduler when the current group's targets are the output layer (its spikes push
+        # nothing, so the pending set is final) and an entry is pending, but not with
+        # ``first_to_threshold`` (the group may end the sample). Checked at the group's last
+        # pick and in every cycle of its drain.
         may_overlap = Signal()
         if overlap:
             cap = sched.max_groups_per_step
             may = ~grp_mixed & fq_room
             if cap:
                 may &= group + 1 < cap
-            if sched.name == "fifo":
-                may &= enough
-                if model.decision == "first_to_threshold":
-                    may &= grp_code != nl - 1  # this group may end the sample
-            else:  # never with first_to_threshold (group_overlap)
-                may &= (grp_code == nl - 1) & ~pend_empty
+            into_output = grp_code == nl - 1
+            if model.decision == "first_to_threshold":  # fifo with F >= 1 (group_overlap)
+                may &= enough & ~into_output
+            elif sched.name == "fifo" and f:
+                may &= enough | (into_output & ~pend_empty)
+            else:
+                may &= into_output & ~pend_empty
             m.d.comb += may_overlap.eq(may)
 
         def start_overlapped_group():

@@ -123,12 +123,11 @@ class CoreLayout:
 def group_overlap(model: Model) -> bool:
     """Whether the core may start the next group's picks while this group's last row is
     delivered and evaluated, which it does only where that cannot change them: ``fifo`` with
-    F >= 1 when F entries are already pending (later pushes go behind them); the other
-    schedulers after a group whose targets are the output layer (its spikes push nothing), but
-    not with ``first_to_threshold``, where such a group may end the sample."""
-    sched = model.scheduler
-    if sched.name == "fifo":
-        return sched.group_size != 0
+    F >= 1 when F entries are already pending (later pushes go behind them); every scheduler
+    after a group whose targets are the output layer (its spikes push nothing), but not with
+    ``first_to_threshold``, where such a group may end the sample."""
+    if model.scheduler.name == "fifo" and model.scheduler.group_size != 0:
+        return True
     return model.decision != "first_to_threshold"
 
 
