@@ -256,7 +256,8 @@ class NeuronCore(wiring.Component):
         # ---- counters -------------------------------------------------------------------
         step = Signal(32)
         prev_step = Signal(32)  # step - 1: the step of spikes still drained after a step's end
-        group = Signal(32)
+        gbits, nbits = lay.group_bits, lay.neuron_bits
+        group = Signal(gbits)  # the group's index in the step
         c_spikes, c_synops, c_groups = Signal(32), Signal(32), Signal(32)
         c_dropped, c_inputs, c_cycles = Signal(32), Signal(32), Signal(32)
         touched = Signal(nl)
@@ -294,7 +295,7 @@ class NeuronCore(wiring.Component):
         nx_valid = Signal()
         nx_src = Signal(16)  # the source in the slot (raw, straight from the pending head)
         nx_layer = Signal(range(max(nl, 2)))
-        nx_group, a_group = Signal(32), Signal(32)  # groups may overlap in the pipeline
+        nx_group, a_group = Signal(gbits), Signal(gbits)  # groups may overlap in the pipeline
         a_active = Signal()
         a_row = Signal(32)
         a_layer = Signal(range(max(nl, 2)))
@@ -321,7 +322,7 @@ class NeuronCore(wiring.Component):
                 self.leak = Signal(name=f"{prefix}_leak")  # the leak is applied to the targets
                 self.first = Signal(name=f"{prefix}_first")  # taken in a sample's first step
                 self.parity = Signal(name=f"{prefix}_parity")  # bit 0 of its step
-                self.group = Signal(32, name=f"{prefix}_group")
+                self.group = Signal(gbits, name=f"{prefix}_group")
                 self.addr = [
                     Signal(range(max(depth, 2)), name=f"{prefix}_addr{b}") for b in range(nbanks)
                 ]
@@ -600,7 +601,7 @@ class NeuronCore(wiring.Component):
                             m.d.comb += rot_bucket[j].eq(
                                 Mux(shifted > top_bucket, top_bucket, shifted)
                             )
-        fq_base = Signal(16)
+        fq_base = Signal(nbits)
         m.d.comb += fq_base.eq(Array(Const(s, 16) for s in lay.starts)[wb.layer] + wb.k * nbanks)
         fq_in = [wb.group, wb.parity, fq_base, wb.layer, rot_fire]
         if bucket_bits:
@@ -685,9 +686,9 @@ class NeuronCore(wiring.Component):
 
         # ---- drain of the fired-neuron queue: one spike per cycle, ascending -------------
         d_mask = Signal(nbanks)
-        d_group = Signal(32)
+        d_group = Signal(gbits)
         d_parity = Signal()
-        d_base = Signal(16)
+        d_base = Signal(nbits)
         d_layer = Signal.like(wb.layer)
         d_bucket = [Signal(max(bucket_bits, 1), name=f"d_bucket{j}") for j in range(nbanks)]
         d_lane = Signal(range(max(nbanks, 2)))
@@ -736,7 +737,7 @@ class NeuronCore(wiring.Component):
         fq_w_hidden = Signal()  # the new entry (``fq_entry``) is a hidden layer's
         m.d.sync += fq_w_hidden.eq(wb.layer < out_layer)
         fq_hidden = Signal(range(fq_depth + 2))  # queued entries of hidden layers
-        layer_at = 32 + 1 + 16  # the layer field of an entry (``fq_in``)
+        layer_at = gbits + 1 + nbits  # the layer field of an entry (``fq_in``)
         popped_hidden = pop & (fq.r_data[layer_at : layer_at + len(d_layer)] < out_layer)
         m.d.sync += fq_hidden.eq(fq_hidden + (fq.w_en & fq_w_hidden) - popped_hidden)
         pushing = Signal()
@@ -756,7 +757,7 @@ class NeuronCore(wiring.Component):
             emit_spike(d_n, d_layer, d_group, Array(d_bucket)[d_lane] if bucket_bits else 0)
         with m.If(pop | bypass):
             entry = Mux(fq_empty, fq.w_data, fq.r_data)  # the queue is empty when bypassing
-            fields = [(d_group, 32), (d_parity, 1), (d_base, 16), (d_layer, len(d_layer))]
+            fields = [(d_group, gbits), (d_parity, 1), (d_base, nbits), (d_layer, len(d_layer))]
             fields += [(d_mask, nbanks)]
             fields += [(d, bucket_bits) for d in d_bucket] if bucket_bits else []
             pos = 0

@@ -115,6 +115,18 @@ class CoreLayout:
             (b, a, int(image[b, a])) for a in range(self.weight_depth) for b in range(self.lanes)
         ]
 
+    @property
+    def group_bits(self) -> int:
+        """Bits of a group's index within its step: a step has at most ``n_sources + 1``
+        groups (each takes a pending entry, a source is pending at most once per step, and
+        the input group may take none; semantics 11), so indices are at most ``n_sources``."""
+        return max(self.n_sources.bit_length(), 1)
+
+    @property
+    def neuron_bits(self) -> int:
+        """Bits of a global neuron index."""
+        return max((sum(self.sizes) - 1).bit_length(), 1)
+
     def compatible(self, model: Model) -> bool:
         """True when ``model`` has the same shape, so its weights can be loaded into this core."""
         return CoreLayout.from_model(model, self.lanes) == self
@@ -134,14 +146,16 @@ def group_overlap(model: Model) -> bool:
 def fired_queue_shape(model: Model, layout: CoreLayout) -> tuple[int, int]:
     """``(width, depth)`` of the core's fired-neuron queue (a :class:`~.memory.BlockFIFO`).
 
-    An entry is a write-back cycle that fired: group (32 bits), the step's parity (1), first
-    target (16), layer, and per lane a fire bit and the momentum bucket. Depth K + 1, three
-    rows' worth with group overlap (see the PICK state): the inner FIFO holds depth - 1 while
-    its output register fills, and a row writes at most K entries before the drain takes one.
+    An entry is a write-back cycle that fired: group (``group_bits``), the step's parity (1),
+    first target (``neuron_bits``), layer, and per lane a fire bit and the momentum bucket.
+    Depth K + 1, three rows' worth with group overlap (see the PICK state): the inner FIFO
+    holds depth - 1 while its output register fills, and a row writes at most K entries before
+    the drain takes one.
     """
     sched = model.scheduler
     buckets = sched.momentum_buckets
     bucket_bits = max(buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
     layer_bits = max(len(model.layers) - 1, 1).bit_length()
-    width = 32 + 1 + 16 + layer_bits + layout.lanes * (1 + bucket_bits)
+    width = layout.group_bits + 1 + layout.neuron_bits + layer_bits
+    width += layout.lanes * (1 + bucket_bits)
     return width, (3 if group_overlap(model) else 1) * max(layout.cycles) + 1

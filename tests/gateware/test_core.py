@@ -189,3 +189,20 @@ def test_threshold_edges_and_saturation(scheduler, lanes):
         hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=case)
         failures += [f"case {case}: {e}" for e in compare(model, events, hw)]
     assert failures == []
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_most_groups_in_a_step(scheduler):
+    """A step with a group per source: the input's, then nine hidden neurons one at a time
+    (F = 1); the output neuron fires in the last, whose index, 9, needs the full width of the
+    group fields (four bits for the 11 sources)."""
+    model = Model(
+        n_inputs=1,
+        layers=(LayerSpec(9, 0, 256), LayerSpec(1, 8, 256)),
+        weights=(np.ones((9, 1), dtype=np.int64), np.ones((1, 9), dtype=np.int64)),
+        scheduler=SchedulerSpec(name=scheduler, group_size=1),
+    )
+    events = EventSamples.from_lists([[[0], [0]]])
+    (hw,) = run_core(model, events)
+    assert max(group for _, group, _ in hw.trace) == 9
+    assert compare(model, events, [hw]) == []

@@ -27,18 +27,17 @@ def test_small_model_one_lane():
     assert est["bits"]["membranes"] == 9 * 17  # membrane + refractory bit
     assert est["bits"]["pending"] == 12 * 16  # FIFO of 13 sources: 12 words + output register
     # fired-neuron queue: fifo with F = 1 overlaps groups, three rows of K = 6 entries (the
-    # 19th sits in the output register); group 32 + step parity 1 + target 16 + layer 1 + one
-    # lane's fire bit
-    assert est["bits"]["queue"] == 18 * 51
-    assert est["bits"]["total"] == 42 * 8 + 9 * 17 + 12 * 16 + 18 * 51
+    # 19th sits in the output register); group 4 (at most 14 groups in a step: 13 sources and
+    # the input group) + step parity 1 + target 4 (9 neurons) + layer 1 + one lane's fire bit
+    assert est["bits"]["queue"] == 18 * 11
+    assert est["bits"]["total"] == 42 * 8 + 9 * 17 + 12 * 16 + 18 * 11
     assert [m["name"] for m in est["memories"]] == [
         "weight0", "membrane0", "pending.fifo", "fired"
     ]  # fmt: skip
-    # 17-bit membrane words take two iCE40 blocks (16 bits at most), one ECP5 block; the
-    # 51-bit queue four iCE40 blocks (256 x 16), two ECP5 blocks (512 x 36)
-    assert [m["ice40_ebr"] for m in est["memories"]] == [1, 2, 1, 4]
-    assert [m["ecp5_ebr"] for m in est["memories"]] == [1, 1, 1, 2]
-    assert est["devices"]["ice40-up5k"]["ebr_used"] == 8
+    # 17-bit membrane words take two iCE40 blocks (16 bits at most), one ECP5 block
+    assert [m["ice40_ebr"] for m in est["memories"]] == [1, 2, 1, 1]
+    assert [m["ecp5_ebr"] for m in est["memories"]] == [1, 1, 1, 1]
+    assert est["devices"]["ice40-up5k"]["ebr_used"] == 5
     assert est["fits"] == ["ice40-up5k", "ecp5-25f", "ecp5-45f", "ecp5-85f"]
 
 
@@ -84,8 +83,9 @@ def test_spram_on_the_up5k():
     assert not up5k["fits"] and up5k["spram_used"] == 0
     assert up5k["fits_with_spram"] and up5k["spram_used_for_weights"] == 2
     # membranes: 133 words x 17 bits, 2 blocks per bank; pending FIFO 329 x 16: 2 blocks;
-    # fired queue 3 x 128 entries x 51 bits: 7 blocks of 512 x 8
-    assert up5k["ebr_used_with_spram"] == 2 * 2 + 2 + 7
+    # fired queue 3 x 128 entries x 22 bits (group 9, parity 1, target 9, layer 1, two fire
+    # bits): 3 blocks of 512 x 8
+    assert up5k["ebr_used_with_spram"] == 2 * 2 + 2 + 3
     assert up5k["spram_refusal"] is None
     assert "cannot be initialised by the bitstream" in up5k["note"]
     assert est["fits_with_spram"] == ["ice40-up5k"]
@@ -104,7 +104,7 @@ def test_weights_in_spram():
     assert "loaded by the host at start-up" in est["note"]
     assert [m["ram"] for m in est["memories"]] == ["spram"] * 2 + ["bram"] * 4
     up5k = est["devices"]["ice40-up5k"]
-    assert up5k["fits"] and up5k["spram_used"] == 2 and up5k["ebr_used"] == 13
+    assert up5k["fits"] and up5k["spram_used"] == 2 and up5k["ebr_used"] == 2 * 2 + 2 + 3
     assert est["fits"] == ["ice40-up5k"]  # no SPRAM on the ECP5
     assert est["bits"] == fit_estimate(model, lanes=2)["bits"]
     assert fit_estimate(model, lanes=1, weight_ram="spram")["fits"] == []  # refused, see above
