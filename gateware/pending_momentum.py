@@ -15,16 +15,12 @@ class PendingMomentum(wiring.Component):
 
     Each bucket is a FIFO kept as a linked list through one next-pointer memory indexed by
     source (``n_sources`` words; a source is pending at most once), with head, tail and count
-    registers per bucket. The head of the highest non-empty bucket is kept in registers,
-    ``head_q`` and its bucket ``top_q``, valid while ``fresh``:
-
-    * a push leaves them valid: the pushed entry becomes the head if its bucket is above
-      ``top_q`` (or nothing was pending), else the head is unchanged (it appends to a tail);
-    * a pick that leaves its bucket non-empty reads the bucket's next head from the memory:
-      valid again in the second cycle;
-    * a pick that empties its bucket (and a clear) recomputes them: the priority encoder over
-      the non-empty buckets into ``top_q``, then ``heads[top_q]`` into ``head_q`` (separate
-      cycles, so neither follows the other's logic): valid again in the third cycle.
+    registers per bucket. A pick takes the head of the highest non-empty bucket; the bucket's new
+    head is read from the next-pointer memory in the following cycle. The highest non-empty
+    bucket (``top_q``) and ``head.payload`` are registers in series, so the priority encoder and
+    the head multiplexer are in different cycles: after a pick that leaves its bucket non-empty
+    the head is valid again in the second cycle, after a push, a clear or a pick that empties
+    its bucket in the third.
 
     Parameters
     ----------
@@ -53,40 +49,40 @@ class PendingMomentum(wiring.Component):
         counts = Array(Signal(range(ns + 1), name=f"count{b}") for b in range(nb))
 
         # nonempty[b] == (counts[b] != 0), kept as a register so that the priority encoder
-        # starts at flip-flops, not behind B count comparisons.
+        # (and the head mux behind it) starts at flip-flops, not behind B count comparisons.
         nonempty = Signal(nb)
         top = Signal(range(max(nb, 2)))
         for b in range(nb):  # the last assignment wins: the highest non-empty bucket
             with m.If(nonempty[b]):
                 m.d.comb += top.eq(b)
-        top_q = Signal.like(top)
-        head_q = Signal(16)
-        fresh = Signal()  # head_q and top_q are those of the pending entries
-        top_ok = Signal()  # while recomputing: top_q is, head_q is not yet
+        top_q = Signal.like(top)  # ``top`` of the previous cycle
+        m.d.sync += top_q.eq(top)
         advancing = Signal()  # the cycle after a pick that leaves its bucket non-empty
         adv_bucket = Signal.like(top)
+
+        # ``head_q`` is heads[top_q] of the previous cycle, or (``advancing``) the new head of
+        # the bucket just picked. It is ``fresh`` (heads[top]) when nothing changed the buckets
+        # in the previous two cycles, or only a pick that left its bucket the top one.
+        head_q = Signal(16)
+        fresh = Signal()
+        change, change_q = Signal(), Signal()  # a push, pick or clear; in the previous cycle
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.comb += [
             rp.addr.eq(head_q),
             self.head.payload.eq(head_q),
             self.head.valid.eq((self.count != 0) & fresh),
+            change.eq(self.clear | self.push_valid | take),
         ]
-        m.d.sync += advancing.eq(0)
-        with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
-            m.d.sync += [heads[adv_bucket].eq(rp.data), head_q.eq(rp.data), fresh.eq(1)]
-        with m.Elif(~fresh & ~top_ok):
-            m.d.sync += [top_q.eq(top), top_ok.eq(1)]
-        with m.Elif(~fresh):
-            m.d.sync += [head_q.eq(heads[top_q]), fresh.eq(1)]
-
-        def recompute():
-            m.d.sync += [fresh.eq(0), top_ok.eq(0)]
-
+        m.d.sync += [
+            advancing.eq(0),
+            head_q.eq(heads[top_q]),
+            change_q.eq(change),
+            fresh.eq(~change & (~change_q | advancing)),
+        ]
         with m.If(self.clear):
             for b in range(nb):
                 m.d.sync += counts[b].eq(0)
             m.d.sync += [self.count.eq(0), nonempty.eq(0)]
-            recompute()
         with m.Elif(self.push_valid):
             m.d.sync += self.count.eq(self.count + 1)
             for b in range(nb):  # per bucket, like the picks: no multiplexer before the adders
@@ -101,18 +97,8 @@ class PendingMomentum(wiring.Component):
                         counts[b].eq(counts[b] + 1),
                         nonempty[b].eq(1),
                     ]
-            known = fresh | advancing  # the head is right after this cycle, without the push
-            with m.If((self.count == 0) | (known & (self.push_bucket > top_q))):
-                m.d.sync += [
-                    head_q.eq(self.push_source),
-                    top_q.eq(self.push_bucket),
-                    fresh.eq(1),
-                    top_ok.eq(1),
-                ]
-            with m.Elif(~known):
-                recompute()
         with m.Elif(take):
-            m.d.sync += [self.count.eq(self.count - 1), fresh.eq(0)]
+            m.d.sync += self.count.eq(self.count - 1)
             for b in range(nb):  # one decrement per bucket: no multiplexer before the adders
                 with m.If(top_q == b):
                     m.d.sync += counts[b].eq(counts[b] - 1)
@@ -120,5 +106,6 @@ class PendingMomentum(wiring.Component):
                         m.d.sync += [advancing.eq(1), adv_bucket.eq(b)]
                     with m.Else():
                         m.d.sync += nonempty[b].eq(0)
-                        recompute()
+        with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
+            m.d.sync += [heads[adv_bucket].eq(rp.data), head_q.eq(rp.data)]
         return m
