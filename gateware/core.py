@@ -281,6 +281,14 @@ class NeuronCore(wiring.Component):
             c_groups.eq(c_groups + group_inc),
         ]
         first_step = Signal()
+        # A step's end advances the step counter one cycle later (``step_inc``), so that the
+        # end-of-step decision does not reach the 32-bit adder; the next step's first row takes
+        # ``step`` when it enters stage A, two cycles later at the earliest, and spikes drained
+        # in between belong to the step that ended (their parity selects it).
+        step_inc = Signal()
+        m.d.sync += step_inc.eq(0)
+        with m.If(step_inc):
+            m.d.sync += [step.eq(step + 1), prev_step.eq(step), first_step.eq(0)]
         had_input = Signal()
         input_end = Signal()  # END_STEP was taken in the previous cycle
         out_fired = Signal()
@@ -709,12 +717,11 @@ class NeuronCore(wiring.Component):
         # from the queue, or, when the queue is empty, the new entry itself (``bypass``: it
         # skips the queue's two cycles).
         emit = Signal()
-        d_single = Signal()  # at most one lane left
+        d_count = Signal(range(nbanks + 1))  # the lanes set in d_mask, a register
         d_free = Signal()  # the drain takes an entry in this cycle if one is there
         m.d.comb += [
             emit.eq((d_mask != 0) & spk_free),
-            d_single.eq((d_mask & (d_mask - 1)) == 0),
-            d_free.eq((d_mask == 0) | (d_single & emit)),
+            d_free.eq((d_count == 0) | ((d_count == 1) & spk_free)),
         ]
         fq_empty = Signal()
         m.d.comb += fq_empty.eq(fq_count == 0)
@@ -753,7 +760,7 @@ class NeuronCore(wiring.Component):
         with m.If(emit):
             d_n = Signal(16)
             m.d.comb += d_n.eq(d_base + d_lane)
-            m.d.sync += d_mask.eq(d_mask & ~(1 << d_lane))
+            m.d.sync += [d_mask.eq(d_mask & ~(1 << d_lane)), d_count.eq(d_count - 1)]
             emit_spike(d_n, d_layer, d_group, Array(d_bucket)[d_lane] if bucket_bits else 0)
         with m.If(pop | bypass):
             entry = Mux(fq_empty, fq.w_data, fq.r_data)  # the queue is empty when bypassing
@@ -763,6 +770,8 @@ class NeuronCore(wiring.Component):
             pos = 0
             for sig, width in fields:
                 m.d.sync += sig.eq(entry[pos : pos + width])
+                if sig is d_mask:
+                    m.d.sync += d_count.eq(sum(entry[pos + j] for j in range(width)))
                 pos += width
 
         # ---- group controller -----------------------------------------------------------
@@ -939,7 +948,7 @@ class NeuronCore(wiring.Component):
             seq.goto("READ_ISSUE")
 
         def finish_step():
-            m.d.sync += [step.eq(step + 1), prev_step.eq(step), first_step.eq(0)]
+            m.d.sync += step_inc.eq(1)
             with m.If(stop):
                 seq.goto("DISCARD")
             with m.Else():
