@@ -224,7 +224,7 @@ class NeuronCore(wiring.Component):
             pass
 
         pend = _Push()
-        for name in ("head", "count", "lowest", "last", "busy", "clear", "seed", "load"):
+        for name in ("head", "count", "lowest", "last", "busy", "clear"):
             setattr(pend, name, getattr(pend_mod, name))
         pend.push_valid = Signal(name="push_c_valid")
         pend.push_source = Signal(16, name="push_c_source")
@@ -240,6 +240,9 @@ class NeuronCore(wiring.Component):
             pend_mod.push_layer.eq(pend.push_layer),
             pend_mod.push_bucket.eq(pend.push_bucket),
         ]
+        # Likewise the generator's seed (``random``): loaded in the cycle after START (IDLE),
+        # one cycle before the first push can arrive.
+        m.d.sync += pend_mod.load.eq(0)
 
         # ---- constants per layer --------------------------------------------------------
         sizes = Array(Const(s, 17) for s in lay.sizes)
@@ -660,30 +663,41 @@ class NeuronCore(wiring.Component):
                     touched.eq(touched | (1 << code)),
                 ]
 
-        # ---- spike output buffer --------------------------------------------------------
-        spk_valid = Signal()
-        spk = Signal(SpikeRecord)
+        # ---- spike output buffer: the output register and a skid register -----------------
+        # The drain emits whenever the skid register is empty (``spk_free``, a register), so
+        # the output's ready never reaches the drain's decisions (the fired queue's pop). A
+        # spike emitted while the output register is held waits in the skid register, which is
+        # therefore full only while the output register is (SUMMARY tests the latter).
+        spk_valid, skid_valid = Signal(), Signal()
+        spk, skid = Signal(SpikeRecord), Signal(SpikeRecord)
+        new_valid, new_spk = Signal(), Signal(SpikeRecord)  # a spike emitted in this cycle
         m.d.comb += [self.spikes.valid.eq(spk_valid), self.spikes.payload.eq(spk)]
-        with m.If(self.spikes.ready):
-            m.d.sync += spk_valid.eq(0)
+        with m.If(~spk_valid | self.spikes.ready):
+            m.d.sync += [
+                spk_valid.eq(skid_valid | new_valid),
+                spk.eq(Mux(skid_valid, skid.as_value(), new_spk.as_value())),
+                skid_valid.eq(0),
+            ]
+        with m.Elif(new_valid):
+            m.d.sync += [skid_valid.eq(1), skid.eq(new_spk)]
         spk_free = Signal()
-        m.d.comb += spk_free.eq(~spk_valid | self.spikes.ready)
+        m.d.comb += spk_free.eq(~skid_valid)
 
         def emit_spike(neuron, layer, group, bucket):
             """Count a fired neuron's spike and send it out (with ``spikes="outputs"`` only an
             output neuron's); a hidden spike enters the pending structure (semantics 5.4)."""
-            m.d.sync += [
-                spk.step.eq(Mux(d_parity == step[0], step, prev_step)),
-                spk.group.eq(group),
-                spk.neuron.eq(neuron),
-                c_spikes.eq(c_spikes + 1),
+            m.d.comb += [
+                new_spk.step.eq(Mux(d_parity == step[0], step, prev_step)),
+                new_spk.group.eq(group),
+                new_spk.neuron.eq(neuron),
             ]
+            m.d.sync += c_spikes.eq(c_spikes + 1)
             if self._spikes == "all":
-                m.d.sync += spk_valid.eq(1)
+                m.d.comb += new_valid.eq(1)
             with m.If(layer == nl - 1):
                 m.d.sync += out_fired.eq(1)
                 if self._spikes == "outputs":
-                    m.d.sync += spk_valid.eq(1)
+                    m.d.comb += new_valid.eq(1)
             with m.Else():
                 m.d.comb += [
                     pend.push_valid.eq(1),
@@ -852,7 +866,7 @@ class NeuronCore(wiring.Component):
             for b in range(nbanks):
                 m.d.comb += w_we[b].eq(self.weights.valid & (wr.bank == b))
             with m.If(self.events.valid & (ev.kind == InputKind.START)):
-                m.d.comb += [pend.seed.eq(ev.data), pend.load.eq(1)]
+                m.d.sync += [pend_mod.seed.eq(ev.data), pend_mod.load.eq(1)]
                 m.d.sync += [
                     step.eq(0),
                     c_spikes.eq(0),
