@@ -334,6 +334,7 @@ class NeuronCore(wiring.Component):
                 self.first = Signal(name=f"{prefix}_first")  # taken in a sample's first step
                 self.parity = Signal(name=f"{prefix}_parity")  # bit 0 of its step
                 self.group = Signal(gbits, name=f"{prefix}_group")
+                self.ahead = Signal(name=f"{prefix}_ahead")  # an input row of the next step
                 self.addr = [
                     Signal(range(max(depth, 2)), name=f"{prefix}_addr{b}") for b in range(nbanks)
                 ]
@@ -352,6 +353,7 @@ class NeuronCore(wiring.Component):
                         self.first.eq(ahead.first),
                         self.parity.eq(ahead.parity),
                         self.group.eq(ahead.group),
+                        self.ahead.eq(ahead.ahead),
                     ]
                     m.d.sync += [a.eq(z) for a, z in zip(self.addr, ahead.addr, strict=True)]
 
@@ -368,9 +370,30 @@ class NeuronCore(wiring.Component):
         m.d.comb += nx_take.eq(nx_valid & (~a_active | a_last))
         nx_free = Signal()
         m.d.comb += nx_free.eq(~nx_valid | nx_take)
-        pipe_empty = Signal()
+
+        # Input rows taken ahead (docs/gateware.md): once a step's evaluation of layer 0 is
+        # under way (its final row into layer 0 taken, ``ahead_on``), no later row of the step
+        # touches layer 0, so the next step's EVENT records are taken into a second slot
+        # (``ah_*``) and delivered whenever stage A would otherwise idle. They never fire (only
+        # a final row evaluates), so the step's own control ignores them (``pipe_empty``).
+        # A row waits in the slot (``ah_hold``) until the next record is seen to be an EVENT
+        # too: the step's last input row stays there until its step starts and is then marked
+        # final as usual. Only with prioritized input, and not with ``first_to_threshold``
+        # (the step may end the sample) nor with the membrane read-out.
+        lookahead = sched.prioritized_input and model.decision != "first_to_threshold"
+        ahead_on = Signal()  # the current step's layer-0 evaluation has started
+        ahead_any = Signal()  # an EVENT of the next step was taken ahead
+        ah_valid, ah_hold, ah_leaked = Signal(), Signal(), Signal()  # ah_leaked: leak applied
+        ah_src = Signal(16)
+        a_ahead = Signal()
+        ah_take = Signal()  # stage A takes the ahead slot's row (the next-row slot has priority)
+        if lookahead:
+            m.d.comb += ah_take.eq(ahead_on & ah_valid & ~ah_hold & ~nx_valid & (~a_active | a_last))
+        pipe_empty = Signal()  # no row of the current step in the slot or the stages
         m.d.comb += pipe_empty.eq(
-            ~nx_valid & ~a_active & ~a2.valid & ~sb.valid & ~sx.valid & ~wb.valid
+            ~nx_valid
+            & ~(a_active & ~a_ahead)
+            & ~Cat(st.valid & ~st.ahead for st in (a2, sb, sx, wb)).any()
         )
 
         offsets = [
@@ -397,6 +420,7 @@ class NeuronCore(wiring.Component):
                 a2.first.eq(a_first),
                 a2.parity.eq(a_parity),
                 a2.group.eq(a_group),
+                a2.ahead.eq(a_ahead),
             ]
             for b in range(nbanks):
                 m.d.sync += [
@@ -421,9 +445,28 @@ class NeuronCore(wiring.Component):
                 a_first.eq(first_step),
                 a_parity.eq(step[0]),
                 a_group.eq(nx_group),
+                a_ahead.eq(0),
                 leaked.eq(leaked | (1 << nx_layer)),
             ]
             m.d.sync += [a.eq(offsets[b][nx_layer]) for b, a in enumerate(a_addr)]
+        with m.Elif(ah_take):  # a row of the next step into layer 0: never final, never first
+            m.d.sync += [
+                a_active.eq(1),
+                a_row.eq(ah_src * lay.cycles[0] + row_base[0]),
+                a_layer.eq(0),
+                a_k.eq(0),
+                a_last.eq(lay.cycles[0] == 1),
+                a_final.eq(0),
+                a_zero.eq(0),
+                a_leak.eq(~ah_leaked),
+                a_first.eq(0),
+                a_parity.eq(~step[0]),
+                a_group.eq(0),
+                a_ahead.eq(1),
+                ah_leaked.eq(1),
+                ah_valid.eq(0),
+            ]
+            m.d.sync += [a.eq(offsets[b][0]) for b, a in enumerate(a_addr)]
         with m.Elif(a_active & a_last):
             m.d.sync += a_active.eq(0)
         with m.Elif(a_active):
@@ -437,6 +480,9 @@ class NeuronCore(wiring.Component):
             m.d.sync += fused.eq(1)
         with m.If(nx_take):
             m.d.sync += nx_valid.eq(0)
+        if lookahead:
+            with m.If(nx_take & (nx_final | mark_final) & (nx_layer == 0) & ~self.debug):
+                m.d.sync += ahead_on.eq(1)
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
 
@@ -855,6 +901,33 @@ class NeuronCore(wiring.Component):
         ev = self.events.payload
         m.d.comb += self.idle.eq(0)
 
+        if lookahead:
+            # An EVENT of the next step into the ahead slot (not in a cycle of a pick's take,
+            # which counts its own row). Its row enters stage A three cycles after ``ahead_on``
+            # at the earliest (slot, release), so the step's final row into layer 0 is at least
+            # three row cycles ahead: the forwarding of a leak row's word is exact from d = 3.
+            ahead_take = Signal()
+            m.d.comb += ahead_take.eq(
+                ahead_on
+                & ~ah_valid
+                & ~pick_go
+                & ~self.debug
+                & self.events.valid
+                & (ev.kind == InputKind.EVENT)
+            )
+            with m.If(ahead_take):
+                m.d.comb += self.events.ready.eq(1)
+                m.d.sync += [
+                    ah_valid.eq(1),
+                    ah_hold.eq(1),
+                    ah_src.eq(ev.data[:16]),
+                    ahead_any.eq(1),
+                    syn_inc.eq(sizes[0]),
+                    input_inc.eq(1),
+                ]
+            with m.If(ah_valid & self.events.valid & (ev.kind == InputKind.EVENT)):
+                m.d.sync += ah_hold.eq(0)  # another row follows: this one is not the last
+
         # The sequencer (docs/gateware.md); one flip-flop per state.
         states = (
             "IDLE STEP_WAIT INPUT INPUT_DRAIN PICK DRAIN EVAL_LAYER EVAL_ROW LEAK_LAYER"
@@ -877,6 +950,10 @@ class NeuronCore(wiring.Component):
                     c_cycles.eq(0),
                     first_step.eq(1),
                     stop.eq(0),
+                    ahead_on.eq(0),
+                    ahead_any.eq(0),
+                    ah_valid.eq(0),
+                    ah_leaked.eq(0),
                 ]
                 seq.goto("STEP_WAIT")
 
@@ -902,23 +979,41 @@ class NeuronCore(wiring.Component):
                 m.d.sync += input_end.eq(1)
                 seq.goto("INPUT_DRAIN")
 
+        def start_step(*, ahead):
+            """Reset the step's group state; ``ahead``: rows of it were taken ahead."""
+            m.d.sync += [
+                group.eq(0),
+                grp_code.eq(0),  # the input group's, for the overlap's checks
+                grp_mixed.eq(0),
+                touched.eq(ahead),
+                leaked.eq(ah_leaked if ahead else 0),
+                had_input.eq(ahead),
+                out_fired.eq(0),
+            ]
+
         with seq.state("STEP_WAIT"):
-            with m.If(self.events.valid):
+            with m.If(ahead_any):
+                # The step's first input rows were taken ahead: the one still in the ahead
+                # slot moves to the next-row slot (counted when it was taken).
+                start_step(ahead=1)
+                m.d.sync += [ahead_any.eq(0), ah_leaked.eq(0), ah_valid.eq(0)]
+                with m.If(ah_valid):
+                    m.d.sync += [
+                        nx_valid.eq(1),
+                        nx_src.eq(ah_src),
+                        nx_layer.eq(0),
+                        nx_zero.eq(0),
+                        nx_group.eq(0),
+                    ]
+                seq.goto("INPUT")
+            with m.Elif(self.events.valid):
                 with m.If(ev.kind == InputKind.END_SAMPLE):
                     m.d.comb += self.events.ready.eq(1)
                     seq.goto("SUMMARY")
                 with m.Elif(ev.kind == InputKind.START):
                     m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
                 with m.Else():  # the step's first record, taken as in INPUT
-                    m.d.sync += [
-                        group.eq(0),
-                        grp_code.eq(0),  # the input group's, for the overlap's checks
-                        grp_mixed.eq(0),
-                        touched.eq(0),
-                        leaked.eq(0),
-                        had_input.eq(0),
-                        out_fired.eq(0),
-                    ]
+                    start_step(ahead=0)
                     seq.goto("INPUT")
                     input_record(step_first=True)
 
@@ -962,7 +1057,7 @@ class NeuronCore(wiring.Component):
             seq.goto("READ_ISSUE")
 
         def finish_step():
-            m.d.sync += step_inc.eq(1)
+            m.d.sync += [step_inc.eq(1), ahead_on.eq(0)]
             with m.If(stop):
                 seq.goto("DISCARD")
             with m.Else():
