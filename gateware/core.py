@@ -770,6 +770,9 @@ class NeuronCore(wiring.Component):
         # can have started anything.
         quiet = Signal()
         m.d.sync += quiet.eq(pipe_empty & drain_idle)
+        tail = Signal()  # a step ended before its rows settled (see ``end_early``)
+        with m.If(quiet):
+            m.d.sync += tail.eq(0)
         settled = Signal()
         m.d.comb += settled.eq(quiet & ~nx_valid)
         # The next entry is loaded as the current one's last spike goes out, so that entries
@@ -952,6 +955,7 @@ class NeuronCore(wiring.Component):
                     stop.eq(0),
                     ahead_on.eq(0),
                     ahead_any.eq(0),
+                    tail.eq(0),
                     ah_valid.eq(0),
                     ah_leaked.eq(0),
                 ]
@@ -1057,7 +1061,7 @@ class NeuronCore(wiring.Component):
             seq.goto("READ_ISSUE")
 
         def finish_step():
-            m.d.sync += [step_inc.eq(1), ahead_on.eq(0)]
+            m.d.sync += [step_inc.eq(1), ahead_on.eq(0), tail.eq(~settled)]
             with m.If(stop):
                 seq.goto("DISCARD")
             with m.Else():
@@ -1096,10 +1100,13 @@ class NeuronCore(wiring.Component):
         # pending and nothing can push one (``pushing``); the next step's rows follow its rows
         # (each row carries its step's parity for the spikes it fires). Not with the membrane
         # read-out, nor with ``first_to_threshold`` (the group may end the sample).
+        # A spike names its step by its row's parity, so at most one step may still be in
+        # flight when a step ends: after an early end (``tail``) the next step does not end
+        # early until everything has settled once.
         end_early = Signal()
         if model.decision != "first_to_threshold":
             m.d.comb += end_early.eq(
-                (grp_code == nl - 1) & ~nx_valid & pend_empty & ~pushing & ~self.debug
+                (grp_code == nl - 1) & ~nx_valid & pend_empty & ~pushing & ~tail & ~self.debug
             )
 
         with seq.state("INPUT_DRAIN"):

@@ -36,6 +36,8 @@ class HwSample:
     trace: list = field(default_factory=list)
     membranes: list = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    # ("input", step) as each EVENT is taken, ("spike", step, neuron) as each spike arrives
+    order: list = field(default_factory=list)
 
 
 async def stream_put(ctx, stream, payload):
@@ -160,10 +162,17 @@ def run_core(
         if weights is not None:
             for bank, addr, data in core.layout.weight_writes(weights):
                 await stream_put(ctx, core.weights, {"bank": bank, "addr": addr, "data": data})
+        sample, step = -1, 0
         for kind, data in records:
             while stall and rnd.random() < stall:
                 await ctx.tick()
             await stream_put(ctx, core.events, {"kind": kind, "data": data})
+            if kind == InputKind.START:
+                sample, step = sample + 1, 0
+            elif kind == InputKind.EVENT:
+                out[sample].order.append(("input", step))
+            elif kind == InputKind.END_STEP:
+                step += 1
 
     async def spike_monitor(ctx):
         while True:
@@ -171,6 +180,7 @@ def run_core(
                 await ctx.tick()
             p = await stream_get(ctx, core.spikes)
             out[done["summaries"]].trace.append((int(p.step), int(p.group), int(p.neuron)))
+            out[done["summaries"]].order.append(("spike", int(p.step), int(p.neuron)))
 
     async def summary_monitor(ctx):
         while done["summaries"] < n:
