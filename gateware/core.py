@@ -481,7 +481,12 @@ class NeuronCore(wiring.Component):
         with m.If(nx_take):
             m.d.sync += nx_valid.eq(0)
         if lookahead:
-            with m.If(nx_take & (nx_final | mark_final) & (nx_layer == 0) & ~self.debug):
+            # From registers: the row that entered stage A in the previous cycle (``a_start``)
+            # is the step's final row into layer 0. A step's end (``finish_step``) clears
+            # ``ahead_on`` after this, and comes no earlier than that row's first cycle in A.
+            a_start = Signal()
+            m.d.sync += a_start.eq(nx_take)
+            with m.If(a_start & a_final & (a_layer == 0) & ~self.debug):
                 m.d.sync += ahead_on.eq(1)
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
         bucket_bits = max(n_buckets - 1, 1).bit_length() if sched.name == "momentum" else 0
@@ -773,6 +778,8 @@ class NeuronCore(wiring.Component):
         tail = Signal()  # a step ended before its rows settled (see ``end_early``)
         with m.If(quiet):
             m.d.sync += tail.eq(0)
+        with m.Elif(step_inc):  # the cycle after a step's end
+            m.d.sync += tail.eq(1)
         settled = Signal()
         m.d.comb += settled.eq(quiet & ~nx_valid)
         # The next entry is loaded as the current one's last spike goes out, so that entries
@@ -1061,7 +1068,7 @@ class NeuronCore(wiring.Component):
             seq.goto("READ_ISSUE")
 
         def finish_step():
-            m.d.sync += [step_inc.eq(1), ahead_on.eq(0), tail.eq(~settled)]
+            m.d.sync += [step_inc.eq(1), ahead_on.eq(0)]
             with m.If(stop):
                 seq.goto("DISCARD")
             with m.Else():
