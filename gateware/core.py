@@ -874,6 +874,7 @@ class NeuronCore(wiring.Component):
 
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
+        grp_out = Signal()  # grp_code is the output layer's (a register, not a compare)
         grp_mixed = Signal()
         # The layer code of the head, registered: a pick is requested only while the head is
         # valid, and it keeps its payload until the take (pending.py), so the take uses the
@@ -896,7 +897,12 @@ class NeuronCore(wiring.Component):
         # nothing pushes during picks) and the slot still free (nothing else fills it).
         m.d.comb += pend.head.ready.eq(pick_go)
         with m.If(pick_go):
-            m.d.sync += [pick_go.eq(0), picked.eq(1), grp_code.eq(pick_code)]
+            m.d.sync += [
+                pick_go.eq(0),
+                picked.eq(1),
+                grp_code.eq(pick_code),
+                grp_out.eq(pick_code == nl - 1),
+            ]
             if f:
                 m.d.sync += picks.eq(picks + 1)
             with m.If(picked & (pick_code != grp_code)):
@@ -995,6 +1001,7 @@ class NeuronCore(wiring.Component):
             m.d.sync += [
                 group.eq(0),
                 grp_code.eq(0),  # the input group's, for the overlap's checks
+                grp_out.eq(nl == 1),
                 grp_mixed.eq(0),
                 touched.eq(ahead),
                 leaked.eq(ah_leaked if ahead else 0),
@@ -1088,7 +1095,7 @@ class NeuronCore(wiring.Component):
             may = ~grp_mixed & fq_room
             if cap:
                 may &= group + 1 < cap
-            into_output = grp_code == nl - 1
+            into_output = grp_out
             if model.decision == "first_to_threshold":  # fifo with F >= 1 (group_overlap)
                 may &= enough & ~into_output
             elif sched.name == "fifo" and f:
@@ -1113,7 +1120,7 @@ class NeuronCore(wiring.Component):
         end_early = Signal()
         if model.decision != "first_to_threshold":
             m.d.comb += end_early.eq(
-                (grp_code == nl - 1) & ~nx_valid & pend_empty & ~pushing & ~tail & ~self.debug
+                grp_out & ~nx_valid & pend_empty & ~pushing & ~tail & ~self.debug
             )
 
         with seq.state("INPUT_DRAIN"):
