@@ -388,7 +388,9 @@ class NeuronCore(wiring.Component):
         a_ahead = Signal()
         ah_take = Signal()  # stage A takes the ahead slot's row (the next-row slot has priority)
         if lookahead:
-            m.d.comb += ah_take.eq(ahead_on & ah_valid & ~ah_hold & ~nx_valid & (~a_active | a_last))
+            m.d.comb += ah_take.eq(
+                ahead_on & ah_valid & ~ah_hold & ~nx_valid & (~a_active | a_last)
+            )
         pipe_empty = Signal()  # no row of the current step in the slot or the stages
         m.d.comb += pipe_empty.eq(
             ~nx_valid

@@ -222,13 +222,19 @@ def test_inputs_taken_ahead(scheduler, lanes):
         model = random_model(
             rnd, name=scheduler, prioritized_input=True, decision="argmax_spike_count"
         )
-        steps = [rnd.permutation(model.n_inputs)[: rnd.integers(1, model.n_inputs + 1)]
-                 for _ in range(8)]
+        steps = [
+            rnd.permutation(model.n_inputs)[: rnd.integers(1, model.n_inputs + 1)] for _ in range(8)
+        ]
         events = EventSamples.from_lists([[s.tolist() for s in steps]], sample_ids=[case])
         for stall, backpressure in ((0.0, 0.0), (0.2, 0.2)):
             (hw,) = run_core(
-                model, events, lanes=lanes, stall=stall, backpressure=backpressure,
-                rng_seed=case, debug=False,
+                model,
+                events,
+                lanes=lanes,
+                stall=stall,
+                backpressure=backpressure,
+                rng_seed=case,
+                debug=False,
             )
             failures += [f"case {case}: {e}" for e in compare(model, events, [hw], membranes=False)]
             if stall:
