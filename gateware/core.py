@@ -998,24 +998,23 @@ class NeuronCore(wiring.Component):
                 m.d.sync += input_end.eq(1)
                 seq.goto("INPUT_DRAIN")
 
-        def start_step(*, ahead):
-            """Reset the step's group state; ``ahead``: rows of it were taken ahead."""
+        with seq.state("STEP_WAIT"):
+            # The step's group state is reset in every cycle here (nothing else uses it until
+            # the step starts), so the resets depend on the state alone, not on the record;
+            # ``ahead_any``: input rows of the step were taken ahead.
             m.d.sync += [
                 group.eq(0),
                 grp_code.eq(0),  # the input group's, for the overlap's checks
                 grp_out.eq(nl == 1),
                 grp_mixed.eq(0),
-                touched.eq(ahead),
-                leaked.eq(ah_leaked if ahead else 0),
-                had_input.eq(ahead),
+                touched.eq(ahead_any),
+                leaked.eq(ah_leaked & ahead_any),
+                had_input.eq(ahead_any),
                 out_fired.eq(0),
             ]
-
-        with seq.state("STEP_WAIT"):
             with m.If(ahead_any):
-                # The step's first input rows were taken ahead: the one still in the ahead
-                # slot moves to the next-row slot (counted when it was taken).
-                start_step(ahead=1)
+                # The one still in the ahead slot moves to the next-row slot (counted when
+                # it was taken).
                 m.d.sync += [ahead_any.eq(0), ah_leaked.eq(0), ah_valid.eq(0)]
                 with m.If(ah_valid):
                     m.d.sync += [
@@ -1033,7 +1032,6 @@ class NeuronCore(wiring.Component):
                 with m.Elif(ev.kind == InputKind.START):
                     m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
                 with m.Else():  # the step's first record, taken as in INPUT
-                    start_step(ahead=0)
                     seq.goto("INPUT")
                     input_record(step_first=True)
 
