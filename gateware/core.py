@@ -697,9 +697,10 @@ class NeuronCore(wiring.Component):
             in_slot = Mux(nx_valid & nx_final, cycles[nx_layer], 0)
             m.d.sync += fq_room.eq(fq_count + fq_entry + fq_reserved + in_slot <= k_max)
 
-        def load_row(source, code, *, step_first=False):
+        def load_row(source, code, *, input_row=False, step_first=False):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch.
-            ``step_first``: the step's first row, loaded as the step's counters are reset."""
+            ``input_row``: an input's row, always of group 0 (no group ends while inputs
+            arrive); ``step_first``: the step's first row, loaded as the step is reset."""
             m.d.sync += [
                 nx_valid.eq(1),
                 nx_src.eq(source),
@@ -708,13 +709,9 @@ class NeuronCore(wiring.Component):
                 syn_inc.eq(sizes[code]),  # added to c_synops in the next cycle
                 input_inc.eq(code == 0),  # counted in the next cycle
             ]
-            if step_first:
-                m.d.sync += [nx_group.eq(0), touched.eq(1 << code)]
-            else:
-                m.d.sync += [
-                    nx_group.eq(group + group_inc),  # the group's count may be one cycle late
-                    touched.eq(touched | (1 << code)),
-                ]
+            # the group's count may be one cycle late (``group_inc``)
+            m.d.sync += nx_group.eq(0 if input_row else group + group_inc)
+            m.d.sync += touched.eq((1 << code) if step_first else touched | (1 << code))
 
         # ---- spike output buffer: the output register and a skid register -----------------
         # The drain emits whenever the skid register is empty (``spk_free``, a register), so
@@ -984,7 +981,7 @@ class NeuronCore(wiring.Component):
                     m.d.comb += self.events.ready.eq(nx_free)
                     with m.If(nx_free):
                         m.d.sync += had_input.eq(1)
-                        load_row(ev.data[:16], Const(0, 1), step_first=step_first)
+                        load_row(ev.data[:16], Const(0, 1), input_row=True, step_first=step_first)
                 else:
                     m.d.comb += [
                         self.events.ready.eq(1),
