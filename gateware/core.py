@@ -434,41 +434,51 @@ class NeuronCore(wiring.Component):
         sx.follow(sb)
         wb.follow(sx)
         wb2.follow(wb)
+
+        def enter_stage_a(source, layer, *, final, zero, leak, first, parity, group, ahead):
+            """Stage A takes the first cycle of ``source``'s row into ``layer``."""
+            m.d.sync += [
+                a_active.eq(1),
+                a_row.eq(source * cycles[layer] + row_base[layer]),
+                a_layer.eq(layer),
+                a_k.eq(0),
+                a_last.eq(cycles[layer] == 1),
+                a_final.eq(final),
+                a_zero.eq(zero),
+                a_leak.eq(leak),
+                a_first.eq(first),
+                a_parity.eq(parity),
+                a_group.eq(group),
+                a_ahead.eq(ahead),
+            ]
+            m.d.sync += [a.eq(offsets[b][layer]) for b, a in enumerate(a_addr)]
+
         with m.If(nx_take):
-            m.d.sync += [
-                a_active.eq(1),
-                a_row.eq(nx_src * cycles[nx_layer] + row_base[nx_layer]),
-                a_layer.eq(nx_layer),
-                a_k.eq(0),
-                a_last.eq(cycles[nx_layer] == 1),
-                a_final.eq(nx_final | mark_final),
-                a_zero.eq(nx_zero),
-                a_leak.eq(~leaked.bit_select(nx_layer, 1)),
-                a_first.eq(first_step),
-                a_parity.eq(step[0]),
-                a_group.eq(nx_group),
-                a_ahead.eq(0),
-                leaked.eq(leaked | (1 << nx_layer)),
-            ]
-            m.d.sync += [a.eq(offsets[b][nx_layer]) for b, a in enumerate(a_addr)]
+            enter_stage_a(
+                nx_src,
+                nx_layer,
+                final=nx_final | mark_final,
+                zero=nx_zero,
+                leak=~leaked.bit_select(nx_layer, 1),
+                first=first_step,
+                parity=step[0],
+                group=nx_group,
+                ahead=0,
+            )
+            m.d.sync += leaked.eq(leaked | (1 << nx_layer))
         with m.Elif(ah_take):  # a row of the next step into layer 0: never final, never first
-            m.d.sync += [
-                a_active.eq(1),
-                a_row.eq(ah_src * lay.cycles[0] + row_base[0]),
-                a_layer.eq(0),
-                a_k.eq(0),
-                a_last.eq(lay.cycles[0] == 1),
-                a_final.eq(0),
-                a_zero.eq(0),
-                a_leak.eq(~ah_leaked),
-                a_first.eq(0),
-                a_parity.eq(~step[0]),
-                a_group.eq(0),
-                a_ahead.eq(1),
-                ah_leaked.eq(1),
-                ah_valid.eq(0),
-            ]
-            m.d.sync += [a.eq(offsets[b][0]) for b, a in enumerate(a_addr)]
+            enter_stage_a(
+                ah_src,
+                0,
+                final=0,
+                zero=0,
+                leak=~ah_leaked,
+                first=0,
+                parity=~step[0],
+                group=0,
+                ahead=1,
+            )
+            m.d.sync += [ah_leaked.eq(1), ah_valid.eq(0)]
         with m.Elif(a_active & a_last):
             m.d.sync += a_active.eq(0)
         with m.Elif(a_active):
@@ -918,18 +928,13 @@ class NeuronCore(wiring.Component):
 
         if lookahead:
             # An EVENT of the next step into the ahead slot (not in a cycle of a pick's take,
-            # which counts its own row). Its row enters stage A three cycles after ``ahead_on``
-            # at the earliest (slot, release), so the step's final row into layer 0 is at least
-            # three row cycles ahead: the forwarding of a leak row's word is exact from d = 3.
+            # which counts its own row). ``ahead_on`` is set the cycle after the step's final
+            # row into layer 0 enters stage A, and the first ahead row follows three cycles
+            # after it at the earliest (slot, release): four row cycles behind, and the
+            # forwarding of a leak row's word is exact from d = 3.
+            next_event = self.events.valid & (ev.kind == InputKind.EVENT)
             ahead_take = Signal()
-            m.d.comb += ahead_take.eq(
-                ahead_on
-                & ~ah_valid
-                & ~pick_go
-                & ~self.debug
-                & self.events.valid
-                & (ev.kind == InputKind.EVENT)
-            )
+            m.d.comb += ahead_take.eq(ahead_on & ~ah_valid & ~pick_go & ~self.debug & next_event)
             with m.If(ahead_take):
                 m.d.comb += self.events.ready.eq(1)
                 m.d.sync += [
@@ -940,7 +945,7 @@ class NeuronCore(wiring.Component):
                     syn_inc.eq(sizes[0]),
                     input_inc.eq(1),
                 ]
-            with m.If(ah_valid & self.events.valid & (ev.kind == InputKind.EVENT)):
+            with m.If(ah_valid & next_event):
                 m.d.sync += ah_hold.eq(0)  # another row follows: this one is not the last
 
         # The sequencer (docs/gateware.md); one flip-flop per state.

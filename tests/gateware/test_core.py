@@ -239,12 +239,12 @@ def test_inputs_taken_ahead(scheduler, lanes):
             failures += [f"case {case}: {e}" for e in compare(model, events, [hw], membranes=False)]
             if stall:
                 continue
-            hidden = model.layer_starts[-1]
+            first_output = model.layer_starts[-1]
             taken = set()  # steps with an input taken so far
             for item in hw.order:
                 if item[0] == "input":
                     taken.add(item[1])
-                elif item[2] < hidden and item[1] + 1 in taken:
+                elif item[2] < first_output and item[1] + 1 in taken:  # a hidden spike
                     ahead += 1
     assert failures == []
     assert ahead > 0
