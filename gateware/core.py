@@ -293,9 +293,16 @@ class NeuronCore(wiring.Component):
         with m.If(step_inc):
             m.d.sync += [step.eq(step + 1), prev_step.eq(step), first_step.eq(0)]
         had_input = Signal()
-        input_end = Signal()  # END_STEP was taken in the previous cycle
         out_fired = Signal()
         stop = Signal()
+
+        # The sequencer (docs/gateware.md); one flip-flop per state;
+        # its states' logic follows the delivery pipeline.
+        states = (
+            "IDLE STEP_WAIT INPUT INPUT_DRAIN PICK DRAIN EVAL_LAYER EVAL_ROW LEAK_LAYER"
+            " LEAK_ROW STEP_END STEP_CLEAR READ_ISSUE READ_OUT DISCARD SUMMARY"
+        )
+        seq = OneHotFSM(m, states.split(), name="seq")
 
         # ---- delivery pipeline --------------------------------------------------------------
         # next-row slot -> A (weight and membrane reads) -> A2 (the words arrive; the weight
@@ -389,7 +396,12 @@ class NeuronCore(wiring.Component):
         ah_take = Signal()  # stage A takes the ahead slot's row (the next-row slot has priority)
         if lookahead:
             m.d.comb += ah_take.eq(
-                ahead_on & ah_valid & ~ah_hold & ~nx_valid & (~a_active | a_last)
+                ahead_on
+                & ~seq.flags["STEP_WAIT"]
+                & ah_valid
+                & ~ah_hold
+                & ~nx_valid
+                & (~a_active | a_last)
             )
         pipe_empty = Signal()  # no row of the current step in the slot or the stages
         m.d.comb += pipe_empty.eq(
@@ -494,8 +506,8 @@ class NeuronCore(wiring.Component):
             m.d.sync += nx_valid.eq(0)
         if lookahead:
             # From registers: the row that entered stage A in the previous cycle (``a_start``)
-            # is the step's final row into layer 0. A step's end (``finish_step``) clears
-            # ``ahead_on`` after this, and comes no earlier than that row's first cycle in A.
+            # is the step's final row into layer 0. STEP_WAIT clears ``ahead_on`` after this:
+            # the step ends no earlier than that row's first cycle in A.
             a_start = Signal()
             m.d.sync += a_start.eq(nx_take)
             with m.If(a_start & a_final & (a_layer == 0) & ~self.debug):
@@ -720,7 +732,8 @@ class NeuronCore(wiring.Component):
                 input_inc.eq(code == 0),  # counted in the next cycle
             ]
             # the group's count may be one cycle late (``group_inc``)
-            m.d.sync += nx_group.eq(0 if input_row else group + group_inc)
+            if not input_row:  # an input row's: 0 from STEP_WAIT on
+                m.d.sync += nx_group.eq(group + group_inc)
             m.d.sync += touched.eq((1 << code) if step_first else touched | (1 << code))
 
         # ---- spike output buffer: the output register and a skid register -----------------
@@ -934,7 +947,9 @@ class NeuronCore(wiring.Component):
             # forwarding of a leak row's word is exact from d = 3.
             next_event = self.events.valid & (ev.kind == InputKind.EVENT)
             ahead_take = Signal()
-            m.d.comb += ahead_take.eq(ahead_on & ~ah_valid & ~pick_go & ~self.debug & next_event)
+            m.d.comb += ahead_take.eq(
+                ahead_on & ~seq.flags["STEP_WAIT"] & ~ah_valid & ~pick_go & ~self.debug & next_event
+            )
             with m.If(ahead_take):
                 m.d.comb += self.events.ready.eq(1)
                 m.d.sync += [
@@ -948,12 +963,6 @@ class NeuronCore(wiring.Component):
             with m.If(ah_valid & next_event):
                 m.d.sync += ah_hold.eq(0)  # another row follows: this one is not the last
 
-        # The sequencer (docs/gateware.md); one flip-flop per state.
-        states = (
-            "IDLE STEP_WAIT INPUT INPUT_DRAIN PICK DRAIN EVAL_LAYER EVAL_ROW LEAK_LAYER"
-            " LEAK_ROW STEP_END STEP_CLEAR READ_ISSUE READ_OUT DISCARD SUMMARY"
-        )
-        seq = OneHotFSM(m, states.split(), name="seq")
         with seq.state("IDLE"):
             m.d.comb += [self.idle.eq(1), self.events.ready.eq(1), self.weights.ready.eq(1)]
             for b in range(nbanks):
@@ -997,14 +1006,22 @@ class NeuronCore(wiring.Component):
                     ]
             with m.Else():  # END_STEP
                 m.d.comb += self.events.ready.eq(1)
-                m.d.sync += input_end.eq(1)
+                if sched.prioritized_input:
+                    # The input group's last row, if still in the slot (or taken now),
+                    # evaluates its targets; otherwise an evaluation row does (EVAL_LAYER).
+                    m.d.comb += mark_final.eq(nx_valid)
                 seq.goto("INPUT_DRAIN")
 
         with seq.state("STEP_WAIT"):
             # The step's group state is reset in every cycle here (nothing else uses it until
             # the step starts), so the resets depend on the state alone, not on the record;
-            # ``ahead_any``: input rows of the step were taken ahead.
+            # ``ahead_any``: input rows of the step were taken ahead. The slot is empty here
+            # (a step ends settled, or early with its rows all taken), and its group is 0 for
+            # the step's input rows, which do not set it. ``ahead_on`` ends here (the ahead
+            # slot's takes wait for this state to pass).
             m.d.sync += [
+                ahead_on.eq(0),
+                nx_group.eq(0),
                 group.eq(0),
                 grp_code.eq(0),  # the input group's, for the overlap's checks
                 grp_out.eq(nl == 1),
@@ -1024,7 +1041,6 @@ class NeuronCore(wiring.Component):
                         nx_src.eq(ah_src),
                         nx_layer.eq(0),
                         nx_zero.eq(0),
-                        nx_group.eq(0),
                     ]
                 seq.goto("INPUT")
             with m.Elif(self.events.valid):
@@ -1077,7 +1093,7 @@ class NeuronCore(wiring.Component):
             seq.goto("READ_ISSUE")
 
         def finish_step():
-            m.d.sync += [step_inc.eq(1), ahead_on.eq(0)]
+            m.d.sync += step_inc.eq(1)
             with m.If(stop):
                 seq.goto("DISCARD")
             with m.Else():
@@ -1126,12 +1142,6 @@ class NeuronCore(wiring.Component):
             )
 
         with seq.state("INPUT_DRAIN"):
-            m.d.sync += input_end.eq(0)
-            if sched.prioritized_input:
-                # In the cycle after END_STEP, the input group's last row, if still in the
-                # slot, evaluates its targets; otherwise an evaluation row does (EVAL_LAYER).
-                with m.If(input_end):
-                    m.d.comb += mark_final.eq(nx_valid)
             with m.If((settled | end_early) & had_input & fused):  # in the last row's WB
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)

@@ -215,7 +215,8 @@ def test_inputs_taken_ahead(scheduler, lanes):
     step's hidden groups still run (a hidden spike of step s arrives after an input of step
     s + 1 was taken), and the trace is still the reference's. Small layers (one-cycle rows at
     L = 4) put the next step's first row, a leak row, right behind the step's final row into
-    layer 0; leaks with remainders check its rounding."""
+    layer 0; leaks with remainders check its rounding. Heavy input stalls let a record arrive as
+    a step ends, while STEP_WAIT hands the ahead slot's row over."""
     failures, ahead = [], 0
     for case in range(8):
         rnd = np.random.default_rng([91, case, lanes, SCHEDULERS.index(scheduler)])
@@ -226,7 +227,8 @@ def test_inputs_taken_ahead(scheduler, lanes):
             rnd.permutation(model.n_inputs)[: rnd.integers(1, model.n_inputs + 1)] for _ in range(8)
         ]
         events = EventSamples.from_lists([[s.tolist() for s in steps]], sample_ids=[case])
-        for stall, backpressure in ((0.0, 0.0), (0.2, 0.2)):
+        # heavy input stalls: a record arriving as the step ends (the ahead slot's handover)
+        for stall, backpressure in ((0.0, 0.0), (0.2, 0.2), (0.8, 0.3)):
             (hw,) = run_core(
                 model,
                 events,
