@@ -1,6 +1,6 @@
 """``momentum`` pending structure (semantics 6.4): B linked-list FIFOs and a priority encoder."""
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -16,11 +16,11 @@ class PendingMomentum(wiring.Component):
     Each bucket is a FIFO kept as a linked list through one next-pointer memory indexed by
     source (``n_sources`` words; a source is pending at most once), with head, tail and count
     registers per bucket. A pick takes the head of the highest non-empty bucket; the bucket's new
-    head is read from the next-pointer memory in the following cycle. The highest non-empty
-    bucket (``top_q``) and ``head.payload`` are registers in series, so the priority encoder and
-    the head multiplexer are in different cycles: after a pick that leaves its bucket non-empty
-    the head is valid again in the second cycle, after a push, a clear or a pick that empties
-    its bucket in the third.
+    head is its successor in the next-pointer memory, read while the head waits. The highest
+    non-empty bucket (``top_q``) and ``head.payload`` are registers in series, so the priority
+    encoder and the head multiplexer are in different cycles: after a pick that leaves its
+    bucket non-empty the head is valid again in the next cycle, after a push, a clear or a pick
+    that empties its bucket in the third.
 
     Parameters
     ----------
@@ -57,27 +57,30 @@ class PendingMomentum(wiring.Component):
                 m.d.comb += top.eq(b)
         top_q = Signal.like(top)  # ``top`` of the previous cycle
         m.d.sync += top_q.eq(top)
-        advancing = Signal()  # the cycle after a pick that leaves its bucket non-empty
-        adv_bucket = Signal.like(top)
-
-        # ``head_q`` is heads[top_q] of the previous cycle, or (``advancing``) the new head of
-        # the bucket just picked. It is ``fresh`` (heads[top]) when nothing changed the buckets
-        # in the previous two cycles, or only a pick that left its bucket the top one.
+        # ``head_q`` is heads[top_q] of the previous cycle, or, after a pick that leaves its
+        # bucket non-empty (``advance``), the bucket's new head: next[head], which the read port
+        # already holds in the pick's cycle: it is addressed by what ``head_q`` becomes (in a
+        # pick's cycle, by the successor), so it holds next[head_q] in every cycle but the one
+        # after a push, and a pick in the next cycle finds the next successor.
+        # ``head_q`` is ``fresh`` (heads[top]) when nothing changed the buckets in the previous
+        # two cycles, or the last change was such a pick.
         head_q = Signal(16)
         fresh = Signal()
         change, change_q = Signal(), Signal()  # a push, pick or clear; in the previous cycle
+        advance, advancing = Signal(), Signal()  # such a pick; in the previous cycle
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.comb += [
-            rp.addr.eq(head_q),
+            advance.eq(take & (counts[top_q] != 1)),
+            rp.addr.eq(Mux(take, rp.data, heads[top_q])),
             self.head.payload.eq(head_q),
             self.head.valid.eq((self.count != 0) & fresh),
             change.eq(self.clear | self.push_valid | take),
         ]
         m.d.sync += [
-            advancing.eq(0),
+            advancing.eq(advance),
             head_q.eq(heads[top_q]),
             change_q.eq(change),
-            fresh.eq(~change & (~change_q | advancing)),
+            fresh.eq(advance | (~change & (~change_q | advancing))),
         ]
         with m.If(self.clear):
             for b in range(nb):
@@ -103,9 +106,7 @@ class PendingMomentum(wiring.Component):
                 with m.If(top_q == b):
                     m.d.sync += counts[b].eq(counts[b] - 1)
                     with m.If(counts[b] != 1):
-                        m.d.sync += [advancing.eq(1), adv_bucket.eq(b)]
+                        m.d.sync += [heads[b].eq(rp.data), head_q.eq(rp.data)]
                     with m.Else():
                         m.d.sync += nonempty[b].eq(0)
-        with m.If(advancing):  # rp.data is next[old head], read in the pick cycle
-            m.d.sync += [heads[adv_bucket].eq(rp.data), head_q.eq(rp.data)]
         return m
