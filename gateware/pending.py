@@ -11,7 +11,8 @@ has the same ports, so the core's group controller is the same for all of them:
   when the structure needs time to find the next one; once valid, it stays valid with the same
   payload until a push, a pick or a clear (the core takes it the cycle after deciding to). The core
   asserts ``ready`` only while ``head`` is valid, so a structure takes on ``ready`` alone (the
-  take logic then starts at the core's ``pick_go`` flip-flop). Only ``PendingFifo`` sees a
+  take logic then starts at the core's ``pick_go`` flip-flop), and never in two consecutive
+  cycles (a pick is a request, which sees the head valid, and a take). Only ``PendingFifo`` sees a
   push and a pick in one cycle (the core's group overlap for ``fifo``); the others never do
   (the core overlaps their groups only after a group that pushes nothing).
 * ``count`` (out): entries pending; ``lowest`` (out, ``PendingSync`` only, else 0): the lowest

@@ -1,6 +1,6 @@
 """``momentum`` pending structure (semantics 6.4): B linked-list FIFOs and a priority encoder."""
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Array, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -51,27 +51,29 @@ class PendingMomentum(wiring.Component):
         # nonempty[b] == (counts[b] != 0), kept as a register so that the priority encoder
         # (and the head mux behind it) starts at flip-flops, not behind B count comparisons.
         nonempty = Signal(nb)
+        single = Signal(nb)  # single[b] == (counts[b] == 1), likewise
         top = Signal(range(max(nb, 2)))
+        top_single = Signal()  # ``top`` holds one entry
         for b in range(nb):  # the last assignment wins: the highest non-empty bucket
             with m.If(nonempty[b]):
-                m.d.comb += top.eq(b)
-        top_q = Signal.like(top)  # ``top`` of the previous cycle
-        m.d.sync += top_q.eq(top)
+                m.d.comb += [top.eq(b), top_single.eq(single[b])]
+        top_q, top_single_q = Signal.like(top), Signal()  # of the previous cycle
+        m.d.sync += [top_q.eq(top), top_single_q.eq(top_single)]
         # ``head_q`` is heads[top_q] of the previous cycle, or, after a pick that leaves its
         # bucket non-empty (``advance``), the bucket's new head: next[head], which the read port
-        # already holds in the pick's cycle: it is addressed by what ``head_q`` becomes (in a
-        # pick's cycle, by the successor), so it holds next[head_q] in every cycle but the one
-        # after a push, and a pick in the next cycle finds the next successor.
+        # already holds in the pick's cycle (it is addressed by heads[top_q], what ``head_q``
+        # becomes, and a pick comes at least two cycles after any change: pending.py).
         # ``head_q`` is ``fresh`` (heads[top]) when nothing changed the buckets in the previous
-        # two cycles, or the last change was such a pick.
+        # two cycles, or the last change was such a pick; ``top_q`` and ``top_single_q`` are
+        # then current too.
         head_q = Signal(16)
         fresh = Signal()
         change, change_q = Signal(), Signal()  # a push, pick or clear; in the previous cycle
         advance, advancing = Signal(), Signal()  # such a pick; in the previous cycle
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.comb += [
-            advance.eq(take & (counts[top_q] != 1)),
-            rp.addr.eq(Mux(take, rp.data, heads[top_q])),
+            advance.eq(take & ~top_single_q),
+            rp.addr.eq(heads[top_q]),
             self.head.payload.eq(head_q),
             self.head.valid.eq((self.count != 0) & fresh),
             change.eq(self.clear | self.push_valid | take),
@@ -85,7 +87,7 @@ class PendingMomentum(wiring.Component):
         with m.If(self.clear):
             for b in range(nb):
                 m.d.sync += counts[b].eq(0)
-            m.d.sync += [self.count.eq(0), nonempty.eq(0)]
+            m.d.sync += [self.count.eq(0), nonempty.eq(0), single.eq(0)]
         with m.Elif(self.push_valid):
             m.d.sync += self.count.eq(self.count + 1)
             for b in range(nb):  # per bucket, like the picks: no multiplexer before the adders
@@ -99,14 +101,17 @@ class PendingMomentum(wiring.Component):
                         tails[b].eq(self.push_source),
                         counts[b].eq(counts[b] + 1),
                         nonempty[b].eq(1),
+                        single[b].eq(~nonempty[b]),
                     ]
         with m.Elif(take):
             m.d.sync += self.count.eq(self.count - 1)
             for b in range(nb):  # one decrement per bucket: no multiplexer before the adders
                 with m.If(top_q == b):
-                    m.d.sync += counts[b].eq(counts[b] - 1)
-                    with m.If(counts[b] != 1):
-                        m.d.sync += [heads[b].eq(rp.data), head_q.eq(rp.data)]
-                    with m.Else():
+                    m.d.sync += [counts[b].eq(counts[b] - 1), single[b].eq(counts[b] == 2)]
+                    with m.If(top_single_q):
                         m.d.sync += nonempty[b].eq(0)
+                    with m.Else():
+                        m.d.sync += heads[b].eq(rp.data)
+            with m.If(advance):
+                m.d.sync += head_q.eq(rp.data)
         return m

@@ -20,8 +20,11 @@ class PendingRandom(wiring.Component):
     next ``idx`` in the same cycle, for the list it leaves: a push with ``r`` and ``n + 1``, a
     take with the generator's output after the advance (``after``, a lookahead register,
     ``xorshift32(xorshift32(state))``) and ``n - 1``. ``P[idx]`` and ``P[n-1]`` are read in the
-    next cycle and the head is valid in the one after. After a clear or a load, ``idx`` is
-    computed first (three cycles).
+    next cycle and the head is valid in the one after. While the head waits, the multiplier
+    computes the take's ``idx`` ahead of it, so that a take one cycle or more after the head
+    became valid reads the next head in its own cycle and the head is valid in the next (picks
+    every two cycles, as the core makes them). After a clear or a load, ``idx`` is computed
+    first (three cycles).
 
     Parameters
     ----------
@@ -58,18 +61,33 @@ class PendingRandom(wiring.Component):
             """The pick's index into a list of ``count`` entries; ``r``: the output's top half."""
             return (r * count) >> 16
 
+        # While the head waits, the multiplier computes the index the next pick will leave
+        # (``idx_next``, ``next_ok`` once it is computed for the current list and generator),
+        # and a pick then reads that entry in its own cycle: the head is valid in the next
+        # cycle. The entry is the one the pick moves (``hit``: it is P[n-1], read beside it)
+        # when the two indices meet.
+        idx_next = Signal(16)
+        next_ok, hit = Signal(), Signal()
+        last_q = Signal(16)  # P[n-1] of the previous cycle
+        take = self.head.ready  # asserted only while the head is valid (pending.py)
+        fast = Signal()  # this pick reads the next head at once
+        m.d.comb += fast.eq(take & next_ok)
         m.d.comb += [
-            rp_pick.addr.eq(idx),
+            rp_pick.addr.eq(Mux(fast, idx_next, idx)),
             rp_last.addr.eq(n - 1),
-            self.head.payload.eq(rp_pick.data),
+            self.head.payload.eq(Mux(hit, last_q, rp_pick.data)),
             self.head.valid.eq(stage == 2),
         ]
-        take = self.head.ready  # asserted only while the head is valid (pending.py)
-        # One multiplier: its operands are selected by the take (a register in the core).
+        m.d.sync += [last_q.eq(rp_last.data), hit.eq(0), next_ok.eq(0)]
+        # One multiplier: its operands are selected by the take (a register in the core) and
+        # the stage; with the head valid it computes the next pick's index.
         r, count = Signal(16), Signal.like(n)
+        waiting, after_pick = Signal(), Signal()  # after_pick: the list a pick leaves
         m.d.comb += [
-            r.eq(Mux(take, after[16:], rng.next[16:])),
-            count.eq(Mux(take, n - 1, Mux(self.push_valid, n + 1, n))),
+            waiting.eq(stage == 2),
+            after_pick.eq(~self.push_valid & (take | waiting)),
+            r.eq(Mux(after_pick, after[16:], rng.next[16:])),
+            count.eq(Mux(after_pick, n - 1, Mux(self.push_valid, n + 1, n))),
         ]
         with m.If(self.clear | self.load):
             m.d.sync += stage.eq(0)
@@ -80,7 +98,10 @@ class PendingRandom(wiring.Component):
             m.d.sync += [n.eq(n + 1), idx.eq(scaled(r, count)), stage.eq(1)]
         with m.Elif(take):
             m.d.comb += [wp.addr.eq(idx), wp.data.eq(rp_last.data), wp.en.eq(1), rng.advance.eq(1)]
-            m.d.sync += [n.eq(n - 1), idx.eq(scaled(r, count)), stage.eq(1)]
+            m.d.sync += [n.eq(n - 1), idx.eq(scaled(r, count)), stage.eq(Mux(fast, 2, 1))]
+            m.d.sync += hit.eq(fast & (idx_next == idx))
+        with m.Elif(waiting):
+            m.d.sync += [idx_next.eq(scaled(r, count)), next_ok.eq(n != 1)]  # not the last entry
         with m.Elif(n != 0):
             with m.Switch(stage):
                 with m.Case(0):

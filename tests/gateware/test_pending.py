@@ -100,11 +100,13 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
             assert got == want, where("valid head", want, got)
 
     inputs = (dut.push_valid, dut.head.ready, dut.clear, dut.load)
+    cycles = {"now": 0, "take": -2}  # the cycle of the last take
 
     async def tick(ctx):
         """One cycle with the operation set up; then every input back to idle, and the checks."""
         held = ctx.get(dut.head.valid) and not any(ctx.get(port) for port in inputs)
         await ctx.tick()
+        cycles["now"] += 1
         for port in inputs:
             ctx.set(port, 0)
         check(ctx)
@@ -167,9 +169,12 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
                 await wait(ctx, dut.head.valid, 1, "valid head")
                 for _ in range(rnd.choice([0, 1, 1, 3])):  # the core takes it a cycle later
                     await tick(ctx)
+                while cycles["now"] < cycles["take"] + 2:  # never two takes in a row (pending.py)
+                    await tick(ctx)
                 got, want = ctx.get(dut.head.payload), model.pick()
                 assert got == want, where("pick", want, got)
                 ctx.set(dut.head.ready, 1)
+                cycles["take"] = cycles["now"]
                 await tick(ctx)
 
     sim = Simulator(dut)
