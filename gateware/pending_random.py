@@ -49,8 +49,14 @@ class PendingRandom(wiring.Component):
         m.d.comb += [rng.seed.eq(self.seed), rng.load.eq(self.load)]
 
         n = self.count
+        # n - 1 and n + 1 kept beside n (modulo its width), so that no carry chain sits
+        # before the multiplier or the read port
+        n_dec = Signal.like(n, init=(1 << len(n)) - 1)
+        n_inc = Signal.like(n, init=1)
         idx = Signal(16)
-        stage = Signal(range(3))  # 0: compute idx, 1: read, 2: head valid
+        # neither: compute idx; ``reading``: idx computed, P[idx] being read; ``waiting``: the
+        # head is valid (flags, not a state code: ``waiting`` selects the multiplier's operands)
+        reading, waiting = Signal(), Signal()
         after = Signal(32)  # xorshift32(rng.next): the generator's output after an advance
         with m.If(self.load):
             m.d.sync += after.eq(xorshift32_next(xorshift32_next(self.seed)))
@@ -74,38 +80,38 @@ class PendingRandom(wiring.Component):
         m.d.comb += fast.eq(take & next_ok)
         m.d.comb += [
             rp_pick.addr.eq(Mux(fast, idx_next, idx)),
-            rp_last.addr.eq(n - 1),
+            rp_last.addr.eq(n_dec),
             self.head.payload.eq(Mux(hit, last_q, rp_pick.data)),
-            self.head.valid.eq(stage == 2),
+            self.head.valid.eq(waiting),
         ]
         m.d.sync += [last_q.eq(rp_last.data), hit.eq(0), next_ok.eq(0)]
-        # One multiplier: its operands are selected by the take (a register in the core) and
-        # the stage; with the head valid it computes the next pick's index.
+        # One multiplier: its operands are selected by registers (the take, a register in the
+        # core, the push and ``waiting``); with the head valid it computes the next pick's index.
         r, count = Signal(16), Signal.like(n)
-        waiting, after_pick = Signal(), Signal()  # after_pick: the list a pick leaves
+        after_pick = Signal()  # the list a pick leaves
         m.d.comb += [
-            waiting.eq(stage == 2),
             after_pick.eq(~self.push_valid & (take | waiting)),
             r.eq(Mux(after_pick, after[16:], rng.next[16:])),
-            count.eq(Mux(after_pick, n - 1, Mux(self.push_valid, n + 1, n))),
+            count.eq(Mux(after_pick, n_dec, Mux(self.push_valid, n_inc, n))),
         ]
         with m.If(self.clear | self.load):
-            m.d.sync += stage.eq(0)
+            m.d.sync += [reading.eq(0), waiting.eq(0)]
             with m.If(self.clear):
-                m.d.sync += n.eq(0)
+                m.d.sync += [n.eq(0), n_dec.eq(n_dec.init), n_inc.eq(1)]
         with m.Elif(self.push_valid):
             m.d.comb += [wp.addr.eq(n), wp.data.eq(self.push_source), wp.en.eq(1)]
-            m.d.sync += [n.eq(n + 1), idx.eq(scaled(r, count)), stage.eq(1)]
+            m.d.sync += [n.eq(n_inc), n_dec.eq(n), n_inc.eq(n + 2)]
+            m.d.sync += [idx.eq(scaled(r, count)), reading.eq(1), waiting.eq(0)]
         with m.Elif(take):
             m.d.comb += [wp.addr.eq(idx), wp.data.eq(rp_last.data), wp.en.eq(1), rng.advance.eq(1)]
-            m.d.sync += [n.eq(n - 1), idx.eq(scaled(r, count)), stage.eq(Mux(fast, 2, 1))]
+            m.d.sync += [n.eq(n_dec), n_dec.eq(n - 2), n_inc.eq(n)]
+            m.d.sync += [idx.eq(scaled(r, count)), reading.eq(~fast), waiting.eq(fast)]
             m.d.sync += hit.eq(fast & (idx_next == idx))
         with m.Elif(waiting):
             m.d.sync += [idx_next.eq(scaled(r, count)), next_ok.eq(n != 1)]  # not the last entry
         with m.Elif(n != 0):
-            with m.Switch(stage):
-                with m.Case(0):
-                    m.d.sync += [idx.eq(scaled(r, count)), stage.eq(1)]
-                with m.Case(1):
-                    m.d.sync += stage.eq(2)
+            with m.If(reading):
+                m.d.sync += [reading.eq(0), waiting.eq(1)]
+            with m.Else():
+                m.d.sync += [idx.eq(scaled(r, count)), reading.eq(1)]
         return m
