@@ -830,8 +830,9 @@ class NeuronCore(wiring.Component):
             m.d.sync += fq_count.eq(fq_count - 1)
         # ``pushing``: a spike of a hidden layer may still be pushed: a final row into a hidden
         # layer is in stages A to WB, or one of its fired-queue entries is written, queued or
-        # drained, or a push is on its way (a register: one cycle late, which is safe where it
-        # is read, once no row is taken any more, since it can then only fall).
+        # drained, or a push is on its way (read through ``may_end_early``, a register: one
+        # cycle late, which is safe there, once no row is taken any more, since it can then
+        # only fall).
         out_layer = nl - 1  # the layers below it are hidden: their spikes are pushed
         fq_w_hidden = Signal()  # the new entry (``fq_entry``) is a hidden layer's
         m.d.sync += fq_w_hidden.eq(wb.layer < out_layer)
@@ -840,7 +841,7 @@ class NeuronCore(wiring.Component):
         popped_hidden = pop & (fq.r_data[layer_at : layer_at + len(d_layer)] < out_layer)
         m.d.sync += fq_hidden.eq(fq_hidden + (fq.w_en & fq_w_hidden) - popped_hidden)
         pushing = Signal()
-        m.d.sync += pushing.eq(
+        m.d.comb += pushing.eq(
             (a_active & a_final & (a_layer < out_layer))
             | Cat(st.valid & st.final & (st.layer < out_layer) for st in (a2, sb, sx, wb)).any()
             | (fq_entry & fq_w_hidden)
@@ -885,14 +886,25 @@ class NeuronCore(wiring.Component):
         # step) from registers likewise.
         enough = Signal()
         m.d.sync += enough.eq(~pend.clear & (next_count >= f))
-        pend_empty = Signal()
-        m.d.sync += pend_empty.eq(pend.clear | (next_count == 0))
+        pend_empty, pend_empty_next = Signal(), Signal()
+        m.d.comb += pend_empty_next.eq(pend.clear | (next_count == 0))
+        m.d.sync += pend_empty.eq(pend_empty_next)
+        # The registers ``end_early`` reads, in one: pend_empty & ~pushing & ~tail, from the
+        # values they take (``tail``'s reset at START aside: a step starts between).
+        may_end_early = Signal()
+        m.d.sync += may_end_early.eq(pend_empty_next & ~pushing & ~(~quiet & (step_inc | tail)))
 
         def start_picks():
             """The group's picks start: the first is requested now (``pick_go``, as PICK
             would one cycle later), the others in state PICK."""
-            m.d.sync += [picks.eq(0), picked.eq(0), grp_mixed.eq(0), cont.eq(1)]
-            m.d.sync += pick_go.eq(pend.head.valid & nx_free)
+            reset_picks()
+            m.d.sync += [grp_mixed.eq(0), pick_go.eq(pend.head.valid & nx_free)]
+
+        def reset_picks():
+            """A group's pick counters at its start. The states that start a group but PICK
+            (which is one) do this in every cycle, not only at the group's end: they take no
+            pick, so the resets depend on the state alone."""
+            m.d.sync += [picks.eq(0), picked.eq(0), cont.eq(1)]
 
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
@@ -1137,11 +1149,10 @@ class NeuronCore(wiring.Component):
         # early until everything has settled once.
         end_early = Signal()
         if model.decision != "first_to_threshold":
-            m.d.comb += end_early.eq(
-                grp_out & ~nx_valid & pend_empty & ~pushing & ~tail & ~self.debug
-            )
+            m.d.comb += end_early.eq(grp_out & ~nx_valid & may_end_early & ~self.debug)
 
         with seq.state("INPUT_DRAIN"):
+            reset_picks()
             with m.If((settled | end_early) & had_input & fused):  # in the last row's WB
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
@@ -1166,6 +1177,7 @@ class NeuronCore(wiring.Component):
                     start_overlapped_group()
 
         with seq.state("DRAIN"):
+            reset_picks()
             with m.If((settled | end_early) & fused):  # evaluated in the last row's write-back
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
@@ -1193,6 +1205,7 @@ class NeuronCore(wiring.Component):
             ]
 
         with seq.state("EVAL_LAYER"):
+            reset_picks()
             with m.If(touched == 0):
                 next_group(ending=True)
             with m.Else():
