@@ -673,6 +673,7 @@ class NeuronCore(wiring.Component):
         fq_width, fq_depth = fired_queue_shape(model, lay)
         m.submodules.fired = fq = BlockFIFO(width=fq_width, depth=fq_depth)
         fq_count = Signal(range(3 * k_max + 2))
+        fq_empty = Signal(init=1)  # fq_count == 0, a register
         rot_fire = Signal(nbanks)
         rot_bucket = [Signal(max(bucket_bits, 1), name=f"rot_bucket{j}") for j in range(nbanks)]
         with m.Switch(wb.layer):
@@ -698,26 +699,22 @@ class NeuronCore(wiring.Component):
         fq_entry = Signal()
         m.d.sync += [fq.w_data.eq(Cat(*fq_in)), fq_entry.eq(rot_fire != 0)]
         # Entries the rows in flight may still write: a final row reserves its K cycles when it
-        # enters stage A and gives one back as each cycle leaves WB (its entry, if it fired, is
-        # then in ``fq_entry``). Overlap starts a group only while at most K entries are queued
-        # or reserved; the current group's final row and the started group's add at most 2K
-        # more before the next such check, so the queue never holds more than 3K.
-        # The check reads ``fq_room``, a register: queued and reserved entries one cycle
-        # earlier, plus the reservation of a final row then in the next-row slot, which bounds
-        # them now (they grow only by taking such rows). A row is marked final only in a check
-        # cycle or at END_STEP, so in the cycle before a check (a pick) such a row is marked
-        # already (nx_final); it is counted whether it is taken then or not (a stricter check,
-        # with no path from the take decision).
+        # is marked final in the next-row slot (``reserve``) and gives one back as each cycle
+        # leaves WB (its entry, if it fired, is then in ``fq_entry``). Evaluation rows reserve
+        # nothing: no group starts by overlap before they have settled (EVAL_ROW). Overlap
+        # starts a group only while at most K entries are queued or reserved; the current
+        # group's final row and the started group's add at most 2K more before the next such
+        # check, so the queue never holds more than 3K. The check reads ``fq_room``, a
+        # register: queued and reserved entries one cycle earlier. In between, only the current
+        # group's final row can have been reserved (marked at its last pick, in a check cycle),
+        # which the bound allows for.
         fq_reserved = Signal(range(3 * k_max + 2))
         fq_room = Signal()
+        reserve = Signal.like(a_k)  # comb: the K of a row marked final in this cycle
+        m.d.comb += reserve.eq(Mux(mark_final, cycles[nx_layer], 0))
         if overlap:
-            m.d.sync += fq_reserved.eq(
-                fq_reserved
-                + Mux(nx_take & (nx_final | mark_final), cycles[nx_layer], 0)
-                - (wb.valid & wb.final)
-            )
-            in_slot = Mux(nx_valid & nx_final, cycles[nx_layer], 0)
-            m.d.sync += fq_room.eq(fq_count + fq_entry + fq_reserved + in_slot <= k_max)
+            m.d.sync += fq_reserved.eq(fq_reserved + reserve - (wb.valid & wb.final & ~wb.zero))
+            m.d.sync += fq_room.eq(fq_count + fq_entry + fq_reserved <= k_max)
 
         def load_row(source, code, *, input_row=False, step_first=False):
             """Fill the next-row slot with ``source`` (code ``code``); count synops, touch.
@@ -791,7 +788,7 @@ class NeuronCore(wiring.Component):
             with m.If(d_mask[j]):
                 m.d.comb += d_lane.eq(j)
         drain_idle = Signal()
-        m.d.comb += drain_idle.eq((fq_count == 0) & (d_mask == 0) & ~fq_entry)
+        m.d.comb += drain_idle.eq(fq_empty & (d_mask == 0) & ~fq_entry)
         # ``settled``: every row delivered and every spike sent. From a register: both were
         # empty in the previous cycle, and only a row loaded into the slot since (``nx_valid``)
         # can have started anything.
@@ -815,8 +812,6 @@ class NeuronCore(wiring.Component):
             emit.eq((d_mask != 0) & spk_free),
             d_free.eq((d_count == 0) | ((d_count == 1) & spk_free)),
         ]
-        fq_empty = Signal()
-        m.d.comb += fq_empty.eq(fq_count == 0)
         pop, bypass = Signal(), Signal()
         m.d.comb += [
             pop.eq(fq.r_rdy & d_free),
@@ -825,9 +820,9 @@ class NeuronCore(wiring.Component):
             fq.w_en.eq(fq_entry & ~bypass),
         ]
         with m.If(fq.w_en & ~pop):
-            m.d.sync += fq_count.eq(fq_count + 1)
+            m.d.sync += [fq_count.eq(fq_count + 1), fq_empty.eq(0)]
         with m.Elif(pop & ~fq.w_en):
-            m.d.sync += fq_count.eq(fq_count - 1)
+            m.d.sync += [fq_count.eq(fq_count - 1), fq_empty.eq(fq_count == 1)]
         # ``pushing``: a spike of a hidden layer may still be pushed: a final row into a hidden
         # layer is in stages A to WB, or one of its fired-queue entries is written, queued or
         # drained, or a push is on its way (read through ``may_end_early``, a register: one
@@ -948,7 +943,24 @@ class NeuronCore(wiring.Component):
         clear_go = Signal()
         m.d.comb += pend.clear.eq(clear_go)
 
-        ev = self.events.payload
+        # ---- input register ---------------------------------------------------------------
+        # Input records pass one register, with their kind decoded into flags, so that a
+        # record's kind and channel reach the slot, the final mark and the counters from
+        # flip-flops. The stream is ready while the register is empty or taken (``in_take``).
+        in_take = Signal()
+        in_valid, in_data = Signal(), Signal(32)
+        in_event, in_end_step, in_start, in_end_sample = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += self.events.ready.eq(~in_valid | in_take)
+        with m.If(self.events.ready):
+            new_kind = self.events.payload.kind
+            m.d.sync += [
+                in_valid.eq(self.events.valid),
+                in_data.eq(self.events.payload.data),
+                in_event.eq(self.events.valid & (new_kind == InputKind.EVENT)),
+                in_end_step.eq(self.events.valid & (new_kind == InputKind.END_STEP)),
+                in_start.eq(self.events.valid & (new_kind == InputKind.START)),
+                in_end_sample.eq(self.events.valid & (new_kind == InputKind.END_SAMPLE)),
+            ]
         m.d.comb += self.idle.eq(0)
 
         if lookahead:
@@ -957,30 +969,29 @@ class NeuronCore(wiring.Component):
             # row into layer 0 enters stage A, and the first ahead row follows three cycles
             # after it at the earliest (slot, release): four row cycles behind, and the
             # forwarding of a leak row's word is exact from d = 3.
-            next_event = self.events.valid & (ev.kind == InputKind.EVENT)
             ahead_take = Signal()
             m.d.comb += ahead_take.eq(
-                ahead_on & ~seq.flags["STEP_WAIT"] & ~ah_valid & ~pick_go & ~self.debug & next_event
+                ahead_on & ~seq.flags["STEP_WAIT"] & ~ah_valid & ~pick_go & ~self.debug & in_event
             )
             with m.If(ahead_take):
-                m.d.comb += self.events.ready.eq(1)
+                m.d.comb += in_take.eq(1)
                 m.d.sync += [
                     ah_valid.eq(1),
                     ah_hold.eq(1),
-                    ah_src.eq(ev.data[:16]),
+                    ah_src.eq(in_data[:16]),
                     ahead_any.eq(1),
                     syn_inc.eq(sizes[0]),
                     input_inc.eq(1),
                 ]
-            with m.If(ah_valid & next_event):
+            with m.If(ah_valid & in_event):
                 m.d.sync += ah_hold.eq(0)  # another row follows: this one is not the last
 
         with seq.state("IDLE"):
-            m.d.comb += [self.idle.eq(1), self.events.ready.eq(1), self.weights.ready.eq(1)]
+            m.d.comb += [self.idle.eq(1), in_take.eq(1), self.weights.ready.eq(1)]
             for b in range(nbanks):
                 m.d.comb += w_we[b].eq(self.weights.valid & (wr.bank == b))
-            with m.If(self.events.valid & (ev.kind == InputKind.START)):
-                m.d.sync += [pend_mod.seed.eq(ev.data), pend_mod.load.eq(1)]
+            with m.If(in_start):
+                m.d.sync += [pend_mod.seed.eq(in_data), pend_mod.load.eq(1)]
                 m.d.sync += [
                     step.eq(0),
                     c_spikes.eq(0),
@@ -1001,24 +1012,24 @@ class NeuronCore(wiring.Component):
 
         def input_record(step_first):
             """Take an ``EVENT`` (its row, or its entry in the pending structure) or the
-            ``END_STEP`` in ``ev``."""
-            with m.If(ev.kind == InputKind.EVENT):
+            ``END_STEP`` in the input register."""
+            with m.If(in_event):
                 if sched.prioritized_input:
-                    m.d.comb += self.events.ready.eq(nx_free)
+                    m.d.comb += in_take.eq(nx_free)
                     with m.If(nx_free):
                         m.d.sync += had_input.eq(1)
-                        load_row(ev.data[:16], Const(0, 1), input_row=True, step_first=step_first)
+                        load_row(in_data[:16], Const(0, 1), input_row=True, step_first=step_first)
                 else:
                     m.d.comb += [
-                        self.events.ready.eq(1),
+                        in_take.eq(1),
                         pend.push_valid.eq(1),
-                        pend.push_source.eq(ev.data[:16]),
+                        pend.push_source.eq(in_data[:16]),
                         pend.push_layer.eq(0),
                         pend.push_bucket.eq(top_bucket),
                     ]
             with m.Else():  # END_STEP
-                m.d.comb += self.events.ready.eq(1)
-                if sched.prioritized_input:
+                m.d.comb += in_take.eq(1)
+                if sched.prioritized_input and not step_first:  # (the slot is empty in STEP_WAIT)
                     # The input group's last row, if still in the slot (or taken now),
                     # evaluates its targets; otherwise an evaluation row does (EVAL_LAYER).
                     m.d.comb += mark_final.eq(nx_valid)
@@ -1055,24 +1066,22 @@ class NeuronCore(wiring.Component):
                         nx_zero.eq(0),
                     ]
                 seq.goto("INPUT")
-            with m.Elif(self.events.valid):
-                with m.If(ev.kind == InputKind.END_SAMPLE):
-                    m.d.comb += self.events.ready.eq(1)
-                    seq.goto("SUMMARY")
-                with m.Elif(ev.kind == InputKind.START):
-                    m.d.comb += self.events.ready.eq(1)  # protocol error: ignored
-                with m.Else():  # the step's first record, taken as in INPUT
-                    seq.goto("INPUT")
-                    input_record(step_first=True)
+            with m.Elif(in_end_sample):
+                m.d.comb += in_take.eq(1)
+                seq.goto("SUMMARY")
+            with m.Elif(in_start):
+                m.d.comb += in_take.eq(1)  # protocol error: ignored
+            with m.Elif(in_valid):  # the step's first record, taken as in INPUT
+                seq.goto("INPUT")
+                input_record(step_first=True)
 
         with seq.state("INPUT"):
-            with m.If(self.events.valid):
-                with m.If((ev.kind == InputKind.EVENT) | (ev.kind == InputKind.END_STEP)):
-                    input_record(step_first=False)
-                with m.Else():
-                    # START or END_SAMPLE before END_STEP: a protocol error; treat as the
-                    # end of the step's inputs, leaving the record for STEP_WAIT.
-                    seq.goto("INPUT_DRAIN")
+            with m.If(in_event | in_end_step):
+                input_record(step_first=False)
+            with m.Elif(in_valid):
+                # START or END_SAMPLE before END_STEP: a protocol error; treat as the
+                # end of the step's inputs, leaving the record for STEP_WAIT.
+                seq.goto("INPUT_DRAIN")
 
         def next_group(ending):
             """Count the group that ends in this cycle (``ending``), then start the next one,
@@ -1278,8 +1287,8 @@ class NeuronCore(wiring.Component):
                     seq.goto("READ_ISSUE")
 
         with seq.state("DISCARD"):
-            m.d.comb += self.events.ready.eq(1)
-            with m.If(self.events.valid & (ev.kind == InputKind.END_SAMPLE)):
+            m.d.comb += in_take.eq(1)
+            with m.If(in_end_sample):
                 seq.goto("SUMMARY")
 
         with seq.state("SUMMARY"):  # after the last spike (the last step may have ended early)
