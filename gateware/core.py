@@ -873,16 +873,27 @@ class NeuronCore(wiring.Component):
         # its layer (``last``; nothing is pushed while a group picks, so the group's layer
         # stays the lowest until then).
         cont = Signal()
-        next_count = pend.count + pend_mod.push_valid - pend.head.ready
-        m.d.sync += cont.eq(
-            (next_count != 0) & ((picks + pick_go < f) if f else 1) & ~(pick_go & pend.last)
-        )
+        arriving, taking = pend_mod.push_valid, pend.head.ready
+
+        def next_count_at_least(n):
+            """count + arriving - taking >= n, as compares of ``count`` with constants (no
+            adder before them)."""
+            if n <= 0:
+                return Const(1)
+            return Mux(
+                arriving & ~taking,
+                pend.count >= n - 1,
+                Mux(taking & ~arriving, pend.count >= n + 1, pend.count >= n),
+            )
+
+        more_picks = Mux(pick_go, picks < f - 1, picks < f) if f else 1  # picks + pick_go < F
+        m.d.sync += cont.eq(next_count_at_least(1) & more_picks & ~(pick_go & pend.last))
         # ``pend.count >= F`` (the overlap check) and ``pend.count == 0`` (the end of the
         # step) from registers likewise.
         enough = Signal()
-        m.d.sync += enough.eq(~pend.clear & (next_count >= f))
+        m.d.sync += enough.eq(~pend.clear & next_count_at_least(f))
         pend_empty, pend_empty_next = Signal(), Signal()
-        m.d.comb += pend_empty_next.eq(pend.clear | (next_count == 0))
+        m.d.comb += pend_empty_next.eq(pend.clear | ~next_count_at_least(1))
         m.d.sync += pend_empty.eq(pend_empty_next)
         # The registers ``end_early`` reads, in one: pend_empty & ~pushing & ~tail, from the
         # values they take (``tail``'s reset at START aside: a step starts between).
@@ -904,6 +915,7 @@ class NeuronCore(wiring.Component):
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
         grp_out = Signal()  # grp_code is the output layer's (a register, not a compare)
+        early_ok = Signal()  # grp_out & ~debug, a register (see ``end_early``)
         grp_mixed = Signal()
         # The layer code of the head, registered: a pick is requested only while the head is
         # valid, and it keeps its payload until the take (pending.py), so the take uses the
@@ -931,6 +943,7 @@ class NeuronCore(wiring.Component):
                 picked.eq(1),
                 grp_code.eq(pick_code),
                 grp_out.eq(pick_code == nl - 1),
+                early_ok.eq((pick_code == nl - 1) & ~self.debug),
             ]
             if f:
                 m.d.sync += picks.eq(picks + 1)
@@ -1015,8 +1028,9 @@ class NeuronCore(wiring.Component):
             ``END_STEP`` in the input register."""
             with m.If(in_event):
                 if sched.prioritized_input:
-                    m.d.comb += in_take.eq(nx_free)
-                    with m.If(nx_free):
+                    free = Const(1) if step_first else nx_free  # the slot is empty in STEP_WAIT
+                    m.d.comb += in_take.eq(free)
+                    with m.If(free):
                         m.d.sync += had_input.eq(1)
                         load_row(in_data[:16], Const(0, 1), input_row=True, step_first=step_first)
                 else:
@@ -1048,6 +1062,7 @@ class NeuronCore(wiring.Component):
                 group.eq(0),
                 grp_code.eq(0),  # the input group's, for the overlap's checks
                 grp_out.eq(nl == 1),
+                early_ok.eq((nl == 1) & ~self.debug),
                 grp_mixed.eq(0),
                 touched.eq(ahead_any),
                 leaked.eq(ah_leaked & ahead_any),
@@ -1155,10 +1170,10 @@ class NeuronCore(wiring.Component):
         # read-out, nor with ``first_to_threshold`` (the group may end the sample).
         # A spike names its step by its row's parity, so at most one step may still be in
         # flight when a step ends: after an early end (``tail``) the next step does not end
-        # early until everything has settled once.
+        # early until everything has settled once. (``early_ok`` reads ``debug`` at the picks.)
         end_early = Signal()
         if model.decision != "first_to_threshold":
-            m.d.comb += end_early.eq(grp_out & ~nx_valid & may_end_early & ~self.debug)
+            m.d.comb += end_early.eq(early_ok & ~nx_valid & may_end_early)
 
         with seq.state("INPUT_DRAIN"):
             reset_picks()
