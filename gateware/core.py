@@ -395,13 +395,10 @@ class NeuronCore(wiring.Component):
         a_ahead = Signal()
         ah_take = Signal()  # stage A takes the ahead slot's row (the next-row slot has priority)
         if lookahead:
+            # the ahead slot may take records and deliver rows (not in STEP_WAIT, which ends it)
+            ahead_open = ahead_on & ~seq.flags["STEP_WAIT"]
             m.d.comb += ah_take.eq(
-                ahead_on
-                & ~seq.flags["STEP_WAIT"]
-                & ah_valid
-                & ~ah_hold
-                & ~nx_valid
-                & (~a_active | a_last)
+                ahead_open & ah_valid & ~ah_hold & ~nx_valid & (~a_active | a_last)
             )
         pipe_empty = Signal()  # no row of the current step in the slot or the stages
         m.d.comb += pipe_empty.eq(
@@ -710,9 +707,9 @@ class NeuronCore(wiring.Component):
         # which the bound allows for.
         fq_reserved = Signal(range(3 * k_max + 2))
         fq_room = Signal()
-        reserve = Signal.like(a_k)  # comb: the K of a row marked final in this cycle
-        m.d.comb += reserve.eq(Mux(mark_final, cycles[nx_layer], 0))
         if overlap:
+            reserve = Signal.like(a_k)  # comb: the K of a row marked final in this cycle
+            m.d.comb += reserve.eq(Mux(mark_final, cycles[nx_layer], 0))
             m.d.sync += fq_reserved.eq(fq_reserved + reserve - (wb.valid & wb.final & ~wb.zero))
             m.d.sync += fq_room.eq(fq_count + fq_entry + fq_reserved <= k_max)
 
@@ -938,12 +935,13 @@ class NeuronCore(wiring.Component):
         # nothing pushes during picks) and the slot still free (nothing else fills it).
         m.d.comb += pend.head.ready.eq(pick_go)
         with m.If(pick_go):
+            pick_out = pick_code == nl - 1  # the pick is into the output layer
             m.d.sync += [
                 pick_go.eq(0),
                 picked.eq(1),
                 grp_code.eq(pick_code),
-                grp_out.eq(pick_code == nl - 1),
-                early_ok.eq((pick_code == nl - 1) & ~self.debug),
+                grp_out.eq(pick_out),
+                early_ok.eq(pick_out & ~self.debug),
             ]
             if f:
                 m.d.sync += picks.eq(picks + 1)
@@ -983,9 +981,7 @@ class NeuronCore(wiring.Component):
             # after it at the earliest (slot, release): four row cycles behind, and the
             # forwarding of a leak row's word is exact from d = 3.
             ahead_take = Signal()
-            m.d.comb += ahead_take.eq(
-                ahead_on & ~seq.flags["STEP_WAIT"] & ~ah_valid & ~pick_go & ~self.debug & in_event
-            )
+            m.d.comb += ahead_take.eq(ahead_open & ~ah_valid & ~pick_go & ~self.debug & in_event)
             with m.If(ahead_take):
                 m.d.comb += in_take.eq(1)
                 m.d.sync += [
