@@ -378,14 +378,22 @@ class NeuronCore(wiring.Component):
         nx_free = Signal()
         m.d.comb += nx_free.eq(~nx_valid | nx_take)
 
+        # The input register (``---- input register`` below): a record and its kind's flags.
+        in_take = Signal()
+        in_valid, in_data = Signal(), Signal(32)
+        in_event, in_end_step, in_start, in_end_sample = Signal(), Signal(), Signal(), Signal()
+
         # Input rows taken ahead (docs/gateware.md): once a step's evaluation of layer 0 is
         # under way (its final row into layer 0 taken, ``ahead_on``), no later row of the step
         # touches layer 0, so the next step's EVENT records are taken into a second slot
         # (``ah_*``) and delivered whenever stage A would otherwise idle. They never fire (only
         # a final row evaluates), so the step's own control ignores them (``pipe_empty``).
         # A row waits in the slot (``ah_hold``) until the next record is seen to be an EVENT
-        # too: the step's last input row stays there until its step starts and is then marked
-        # final as usual. Only with prioritized input, and not with ``first_to_threshold``
+        # too: the step's last input row stays there until its step starts. In STEP_WAIT the
+        # row is the new step's: it enters stage A directly if A is free (``ah_direct``), final
+        # if the record after it is END_STEP (``ah_final``; INPUT then takes that record, and
+        # if it arrives later, an evaluation row evaluates the group), or else moves to the
+        # next-row slot. Only with prioritized input, and not with ``first_to_threshold``
         # (the step may end the sample) nor with the membrane read-out.
         lookahead = sched.prioritized_input and model.decision != "first_to_threshold"
         ahead_on = Signal()  # the current step's layer-0 evaluation has started
@@ -394,18 +402,27 @@ class NeuronCore(wiring.Component):
         ah_src = Signal(16)
         a_ahead = Signal()
         ah_take = Signal()  # stage A takes the ahead slot's row (the next-row slot has priority)
+        ah_direct = Signal()  # ... in STEP_WAIT, as the new step's row
+        ah_final = Signal()  # ... as the input group's final row
+        step_wait = seq.flags["STEP_WAIT"]
         if lookahead:
             # the ahead slot may take records and deliver rows (not in STEP_WAIT, which ends it)
-            ahead_open = ahead_on & ~seq.flags["STEP_WAIT"]
-            m.d.comb += ah_take.eq(
-                ahead_open & ah_valid & ~ah_hold & ~nx_valid & (~a_active | a_last)
-            )
+            ahead_open = ahead_on & ~step_wait
+            a_free = ~a_active | a_last
+            m.d.comb += [
+                ah_direct.eq(step_wait & ah_valid & a_free),
+                ah_final.eq(ah_direct & in_end_step),
+                ah_take.eq((ahead_open & ah_valid & ~ah_hold & ~nx_valid & a_free) | ah_direct),
+            ]
         pipe_empty = Signal()  # no row of the current step in the slot or the stages
         m.d.comb += pipe_empty.eq(
             ~nx_valid
             & ~(a_active & ~a_ahead)
             & ~Cat(st.valid & ~st.ahead for st in (a2, sb, sx, wb)).any()
         )
+        if lookahead:  # in STEP_WAIT, the ahead slot's row is the new step's
+            with m.If(step_wait & ah_valid):
+                m.d.comb += pipe_empty.eq(0)
 
         offsets = [
             Array(Const(lay.bank_offset[li][b], 32) for li in range(nl)) for b in range(nbanks)
@@ -475,17 +492,17 @@ class NeuronCore(wiring.Component):
                 ahead=0,
             )
             m.d.sync += leaked.eq(leaked | (1 << nx_layer))
-        with m.Elif(ah_take):  # a row of the next step into layer 0: never final, never first
+        with m.Elif(ah_take):  # a row of the next step into layer 0, never of a sample's first
             enter_stage_a(
                 ah_src,
                 0,
-                final=0,
+                final=step_wait & in_end_step,  # taken in STEP_WAIT: ``ah_final``
                 zero=0,
                 leak=~ah_leaked,
                 first=0,
-                parity=~step[0],
+                parity=~step[0],  # in STEP_WAIT too: the step advances at its end
                 group=0,
-                ahead=1,
+                ahead=~step_wait,  # taken in STEP_WAIT: ``ah_direct``
             )
             m.d.sync += [ah_leaked.eq(1), ah_valid.eq(0)]
         with m.Elif(a_active & a_last):
@@ -497,16 +514,17 @@ class NeuronCore(wiring.Component):
             m.d.sync += nx_final.eq(0)
         with m.Else():
             m.d.sync += nx_final.eq(nx_final | mark_final)
-        with m.If(mark_final):
+        with m.If(mark_final | ah_final):
             m.d.sync += fused.eq(1)
         with m.If(nx_take):
             m.d.sync += nx_valid.eq(0)
         if lookahead:
-            # From registers: the row that entered stage A in the previous cycle (``a_start``)
-            # is the step's final row into layer 0. STEP_WAIT clears ``ahead_on`` after this:
+            # From registers: the row that entered stage A in the previous cycle (``a_start``;
+            # an ahead slot's row is final only in STEP_WAIT) is the step's final row into
+            # layer 0. STEP_WAIT clears ``ahead_on`` after this:
             # the step ends no earlier than that row's first cycle in A.
             a_start = Signal()
-            m.d.sync += a_start.eq(nx_take)
+            m.d.sync += a_start.eq(nx_take | ah_take)
             with m.If(a_start & a_final & (a_layer == 0) & ~self.debug):
                 m.d.sync += ahead_on.eq(1)
         subtract = Array(Const(layer.reset == "subtract", 1) for layer in model.layers)
@@ -709,7 +727,7 @@ class NeuronCore(wiring.Component):
         fq_room = Signal()
         if overlap:
             reserve = Signal.like(a_k)  # comb: the K of a row marked final in this cycle
-            m.d.comb += reserve.eq(Mux(mark_final, cycles[nx_layer], 0))
+            m.d.comb += reserve.eq(Mux(mark_final, cycles[nx_layer], Mux(ah_final, cycles[0], 0)))
             m.d.sync += fq_reserved.eq(fq_reserved + reserve - (wb.valid & wb.final & ~wb.zero))
             m.d.sync += fq_room.eq(fq_count + fq_entry + fq_reserved <= k_max)
 
@@ -958,9 +976,6 @@ class NeuronCore(wiring.Component):
         # Input records pass one register, with their kind decoded into flags, so that a
         # record's kind and channel reach the slot, the final mark and the counters from
         # flip-flops. The stream is ready while the register is empty or taken (``in_take``).
-        in_take = Signal()
-        in_valid, in_data = Signal(), Signal(32)
-        in_event, in_end_step, in_start, in_end_sample = Signal(), Signal(), Signal(), Signal()
         m.d.comb += self.events.ready.eq(~in_valid | in_take)
         with m.If(self.events.ready):
             new_kind = self.events.payload.kind
@@ -1061,21 +1076,20 @@ class NeuronCore(wiring.Component):
                 early_ok.eq((nl == 1) & ~self.debug),
                 grp_mixed.eq(0),
                 touched.eq(ahead_any),
-                leaked.eq(ah_leaked & ahead_any),
+                leaked.eq((ah_leaked | ah_direct) & ahead_any),
                 had_input.eq(ahead_any),
                 out_fired.eq(0),
             ]
             with m.If(ahead_any):
-                # The one still in the ahead slot moves to the next-row slot (counted when
-                # it was taken).
+                # The row still in the ahead slot (counted when it was taken) enters stage A
+                # (``ah_direct``) or moves to the next-row slot.
                 m.d.sync += [ahead_any.eq(0), ah_leaked.eq(0), ah_valid.eq(0)]
-                with m.If(ah_valid):
-                    m.d.sync += [
-                        nx_valid.eq(1),
-                        nx_src.eq(ah_src),
-                        nx_layer.eq(0),
-                        nx_zero.eq(0),
-                    ]
+                m.d.sync += [
+                    nx_valid.eq(ah_valid & ~ah_direct),
+                    nx_src.eq(ah_src),
+                    nx_layer.eq(0),
+                    nx_zero.eq(0),
+                ]
                 seq.goto("INPUT")
             with m.Elif(in_end_sample):
                 m.d.comb += in_take.eq(1)
