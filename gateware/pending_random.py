@@ -6,7 +6,7 @@ from amaranth.lib.memory import Memory
 
 from .memory import COLLISION_FREE
 from .pending import pending_ports
-from .rng import Xorshift32, xorshift32_next
+from .rng import Xorshift32
 
 __all__ = ["PendingRandom"]
 
@@ -18,9 +18,9 @@ class PendingRandom(wiring.Component):
     ``r = xorshift32(state)``. Taking it advances the generator (exactly once per pick), writes
     ``P[idx] = P[n-1]`` and decrements ``n``; a push appends at ``P[n]``. Either registers the
     next ``idx`` in the same cycle, for the list it leaves: a push with ``r`` and ``n + 1``, a
-    take with the generator's output after the advance (``after``, a lookahead register,
-    ``xorshift32(xorshift32(state))``) and ``n - 1``. ``P[idx]`` and ``P[n-1]`` are read in the
-    next cycle and the head is valid in the one after. While the head waits, the multiplier
+    take with the generator's output after the advance (``rng.after``) and ``n - 1``.
+    ``P[idx]`` and ``P[n-1]`` are read in the next cycle and the head is valid in the one
+    after. While the head waits, the multiplier
     computes the take's ``idx`` ahead of it, so that a take one cycle or more after the head
     became valid reads the next head in its own cycle and the head is valid in the next (picks
     every two cycles, as the core makes them). After a clear or a load, ``idx`` is computed
@@ -57,11 +57,6 @@ class PendingRandom(wiring.Component):
         # neither: compute idx; ``reading``: idx computed, P[idx] being read; ``waiting``: the
         # head is valid (flags, not a state code: ``waiting`` selects the multiplier's operands)
         reading, waiting = Signal(), Signal()
-        after = Signal(32)  # xorshift32(rng.next): the generator's output after an advance
-        with m.If(self.load):
-            m.d.sync += after.eq(xorshift32_next(xorshift32_next(self.seed)))
-        with m.Elif(rng.advance):
-            m.d.sync += after.eq(xorshift32_next(after))
 
         def scaled(r, count):
             """The pick's index into a list of ``count`` entries; ``r``: the output's top half."""
@@ -85,13 +80,14 @@ class PendingRandom(wiring.Component):
             self.head.valid.eq(waiting),
         ]
         m.d.sync += [last_q.eq(rp_last.data), hit.eq(0), next_ok.eq(0)]
-        # One multiplier: its operands are selected by registers (the take, a register in the
-        # core, the push and ``waiting``); with the head valid it computes the next pick's index.
+        # One multiplier: its operands are registers selected by two registers, the push and
+        # ``waiting`` (a take comes only while the head waits); with the head valid it computes
+        # the next pick's index.
         r, count = Signal(16), Signal.like(n)
         after_pick = Signal()  # the list a pick leaves
         m.d.comb += [
-            after_pick.eq(~self.push_valid & (take | waiting)),
-            r.eq(Mux(after_pick, after[16:], rng.next[16:])),
+            after_pick.eq(~self.push_valid & waiting),
+            r.eq(Mux(after_pick, rng.after[16:], rng.next[16:])),
             count.eq(Mux(after_pick, n_dec, Mux(self.push_valid, n_inc, n))),
         ]
         with m.If(self.clear | self.load):

@@ -4,6 +4,8 @@ from amaranth.hdl import Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from unlayered.sim.rng import xorshift32
+
 __all__ = ["Xorshift32", "xorshift32_next"]
 
 
@@ -15,7 +17,10 @@ def xorshift32_next(x: Value) -> Value:
 
 
 class Xorshift32(wiring.Component):
-    """A xorshift32 state register.
+    """The generator's next two outputs, both registers (no XOR logic in front of their users).
+
+    The state itself is not kept: ``next`` is the output of the next advance, ``after`` the one
+    of the advance after it.
 
     Members
     -------
@@ -24,24 +29,24 @@ class Xorshift32(wiring.Component):
     load : In(1)
         Load ``seed`` this cycle.
     advance : In(1)
-        Replace the state by ``next`` this cycle (ignored while ``load``).
-    state : Out(32)
-        The current state.
+        Advance the generator this cycle (ignored while ``load``).
     next : Out(32)
-        ``xorshift32(state)``, combinational: the output the next pick uses.
+        ``xorshift32(state)``: the output the next pick uses.
+    after : Out(32)
+        ``xorshift32(next)``: the output after one advance.
     """
 
     seed: In(32)
     load: In(1)
     advance: In(1)
-    state: Out(32, init=1)
-    next: Out(32)
+    next: Out(32, init=xorshift32(1))
+    after: Out(32, init=xorshift32(xorshift32(1)))
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.next.eq(xorshift32_next(self.state))
+        first = xorshift32_next(self.seed)
         with m.If(self.load):
-            m.d.sync += self.state.eq(self.seed)
+            m.d.sync += [self.next.eq(first), self.after.eq(xorshift32_next(first))]
         with m.Elif(self.advance):
-            m.d.sync += self.state.eq(self.next)
+            m.d.sync += [self.next.eq(self.after), self.after.eq(xorshift32_next(self.after))]
         return m
