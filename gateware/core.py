@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from unlayered.sim import Model, UnlayeredError
 
 from .fit import WEIGHT_RAMS, spram_refusal
-from .layout import CoreLayout, fired_queue_shape, group_overlap
+from .layout import CoreLayout, fired_queue_shape, group_overlap, weight_slices
 from .memory import COLLISION_FREE, BlockFIFO
 from .onehot import OneHotFSM
 from .pending import make_pending
@@ -161,7 +161,26 @@ class NeuronCore(wiring.Component):
         w_rdata = [Signal(signed(wbits), name=f"w_rdata{b}") for b in range(nbanks)]
         w_we = [Signal(name=f"w_we{b}") for b in range(nbanks)]
         image = lay.weight_image(model)
+        slices = weight_slices(wdepth, wbits)
         for b in range(nbanks):
+            if self._weight_ram == "bram" and len(slices) > 1:
+                # a deep bank: one memory per bit slice (``weight_slices``), low bits first
+                parts, lo = [], 0
+                for i, width in enumerate(slices):
+                    init = ((image[b] >> lo) & ((1 << width) - 1)).tolist()
+                    wm = Memory(shape=width, depth=wdepth, init=init, attrs=COLLISION_FREE)
+                    m.submodules[f"weight{b}_{i}"] = wm
+                    wp, rp = wm.write_port(), wm.read_port()
+                    m.d.comb += [
+                        wp.addr.eq(wr.addr),
+                        wp.data.eq(wr.data[lo : lo + width]),
+                        wp.en.eq(w_we[b]),
+                        rp.addr.eq(w_raddr[b]),
+                    ]
+                    parts.append(rp.data)
+                    lo += width
+                m.d.comb += w_rdata[b].eq(Cat(*parts))
+                continue
             if self._weight_ram == "bram":
                 wm = Memory(
                     shape=signed(wbits), depth=wdepth, init=image[b].tolist(), attrs=COLLISION_FREE

@@ -8,6 +8,8 @@ neuron count), so this is the first question to ask of a model and a board.
 Counted per memory (``lib.memory.Memory``, one synchronous read port and one write port each):
 
 - ``weight{b}``: ``L`` banks of ``weight_depth`` words of ``weight_bits`` (padding included);
+  a bank deeper than 2048 words is split into bit slices (``slices``,
+  :func:`.layout.weight_slices`), each mapped on its own;
 - ``membrane{b}``: ``L`` banks of ``ceil(N / L)`` words of ``membrane_bits + 1`` (membrane and
   refractory bit);
 - the pending structure of the scheduler, ``S = n_inputs + N`` entries: ``fifo`` a FIFO of
@@ -36,7 +38,7 @@ from typing import Any
 
 from unlayered.sim import Model, UnlayeredError
 
-from .layout import CoreLayout, fired_queue_shape
+from .layout import CoreLayout, fired_queue_shape, weight_slices
 
 __all__ = ["DEVICES", "WEIGHT_RAMS", "fit_estimate", "memories", "spram_refusal"]
 
@@ -98,6 +100,7 @@ def memories(model: Model, lanes: int) -> list[dict[str, Any]]:
                 "kind": "synapses",
                 "depth": max(lay.weight_depth, 2),
                 "width": model.weight_bits,
+                "slices": weight_slices(max(lay.weight_depth, 2), model.weight_bits),
             }
         )
     for b in range(lanes):
@@ -166,8 +169,9 @@ def fit_estimate(model: Model, lanes: int = 1, weight_ram: str = "bram") -> dict
         raise UnlayeredError(f"weight_ram must be one of {WEIGHT_RAMS}, got {weight_ram!r}")
     mems = memories(model, lanes)
     for m in mems:
-        m["ice40_ebr"] = _blocks(m["depth"], m["width"], _ICE40_EBR)
-        m["ecp5_ebr"] = _blocks(m["depth"], m["width"], _ECP5_EBR)
+        widths = m.get("slices", (m["width"],))
+        m["ice40_ebr"] = sum(_blocks(m["depth"], w, _ICE40_EBR) for w in widths)
+        m["ecp5_ebr"] = sum(_blocks(m["depth"], w, _ECP5_EBR) for w in widths)
         m["ram"] = "spram" if weight_ram == "spram" and m["kind"] == "synapses" else "bram"
     by_kind: dict[str, int] = {"synapses": 0, "membranes": 0, "pending": 0, "queue": 0}
     for m in mems:

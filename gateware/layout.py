@@ -19,7 +19,11 @@ import numpy as np
 
 from unlayered.sim import Model
 
-__all__ = ["CoreLayout", "fired_queue_shape", "group_overlap"]
+__all__ = ["CoreLayout", "fired_queue_shape", "group_overlap", "weight_slices"]
+
+# Deepest weight bank kept whole: one ECP5 block as 2048 x 9. A deeper memory is several
+# blocks deep, and yosys puts a multiplexer of their outputs behind the read port.
+WHOLE_WEIGHT_DEPTH = 2048
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,21 @@ class CoreLayout:
     def compatible(self, model: Model) -> bool:
         """True when ``model`` has the same shape, so its weights can be loaded into this core."""
         return CoreLayout.from_model(model, self.lanes) == self
+
+
+def weight_slices(depth: int, bits: int) -> tuple[int, ...]:
+    """Bit widths of the memories one weight bank is split into (low bits first).
+
+    A bank of at most ``WHOLE_WEIGHT_DEPTH`` words is one memory. A deeper one is split into
+    slices 4 bits wide (up to 4096 words) or 2 bits wide (deeper), the widths at which one
+    ECP5 block (4096 x 4, 8192 x 2) holds the whole depth, so that no multiplexer sits
+    between the blocks and the weight register (beyond 8192 words, one of two blocks). Two
+    bits is the narrowest iCE40 block (2048 x 2), so an iCE40 needs no more blocks for it.
+    """
+    if depth <= WHOLE_WEIGHT_DEPTH:
+        return (bits,)
+    width = 4 if depth <= 2 * WHOLE_WEIGHT_DEPTH else 2
+    return (width,) * (bits // width) + ((bits % width,) if bits % width else ())
 
 
 def group_overlap(model: Model) -> bool:

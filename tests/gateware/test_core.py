@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sim.strategies import batches, models
+from unlayered.gateware.layout import CoreLayout, weight_slices
 from unlayered.sim import EventSamples, LayerSpec, Model, SchedulerSpec
 
 from .harness import compare, random_events, random_model, run_core
@@ -94,6 +95,37 @@ def test_weight_reload(lanes):
     events = random_events(rnd, built.n_inputs, n_samples=3)
     hw = run_core(built, events, lanes=lanes, weights=other)
     assert compare(other, events, hw) == []
+
+
+@pytest.mark.parametrize(
+    ("n_inputs", "weight_bits", "slices"), [(300, 8, (4, 4)), (700, 7, (2, 2, 2, 1))]
+)
+def test_deep_weight_banks(n_inputs, weight_bits, slices):
+    """Weight banks deeper than one block are bit-sliced memories: their initial contents and
+    a reload through the weight port both give the reference's traces (negative weights
+    included, so every slice carries sign bits)."""
+    rnd = np.random.default_rng(n_inputs)
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+
+    def model(seed):
+        w = np.random.default_rng(seed)
+        return Model(
+            n_inputs=n_inputs,
+            layers=(LayerSpec(8, 60, 256, "subtract"), LayerSpec(3, 20, 240)),
+            weights=(
+                w.integers(lo, hi, size=(8, n_inputs), endpoint=True),
+                w.integers(lo, hi, size=(3, 8), endpoint=True),
+            ),
+            weight_bits=weight_bits,
+            scheduler=SchedulerSpec(name="fifo", group_size=2),
+        )
+
+    built, other = model(1), model(2)
+    assert weight_slices(CoreLayout.from_model(built, 1).weight_depth, weight_bits) == slices
+    steps = [[rnd.permutation(n_inputs)[:12].tolist() for _ in range(3)] for _ in range(2)]
+    events = EventSamples.from_lists(steps)
+    assert compare(built, events, run_core(built, events)) == []
+    assert compare(other, events, run_core(built, events, weights=other)) == []
 
 
 def test_without_debug_readout():
