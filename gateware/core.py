@@ -23,7 +23,13 @@ from amaranth.lib.wiring import In, Out
 from unlayered.sim import Model, UnlayeredError
 
 from .fit import WEIGHT_RAMS, spram_refusal
-from .layout import CoreLayout, fired_queue_shape, group_overlap, weight_slices
+from .layout import (
+    CoreLayout,
+    fire_count_stored,
+    fired_queue_shape,
+    group_overlap,
+    weight_slices,
+)
 from .memory import COLLISION_FREE, BlockFIFO
 from .onehot import OneHotFSM
 from .pending import make_pending
@@ -727,6 +733,11 @@ class NeuronCore(wiring.Component):
         fq_in = [wb.group, wb.parity, fq_base, wb.layer, rot_fire]
         if bucket_bits:
             fq_in += [r[:bucket_bits] for r in rot_bucket]
+        count_stored = fire_count_stored(model, lay)  # the drain's lane count, in the entry
+        if count_stored:
+            fire_count = Signal(range(nbanks + 1))
+            m.d.comb += fire_count.eq(sum(wb_fire[j] for j in range(nbanks)))
+            fq_in += [fire_count]
         # The entry is ready one cycle after its write-back (``fq_entry``, a register between
         # the fire decision and the queue's write port); it is written to the queue unless it
         # goes straight to the drain (``bypass``, below).
@@ -889,10 +900,11 @@ class NeuronCore(wiring.Component):
             fields = [(d_group, gbits), (d_parity, 1), (d_base, nbits), (d_layer, len(d_layer))]
             fields += [(d_mask, nbanks)]
             fields += [(d, bucket_bits) for d in d_bucket] if bucket_bits else []
+            fields += [(d_count, len(d_count))] if count_stored else []
             pos = 0
             for sig, width in fields:
                 m.d.sync += sig.eq(entry[pos : pos + width])
-                if sig is d_mask:
+                if sig is d_mask and not count_stored:
                     m.d.sync += d_count.eq(sum(entry[pos + j] for j in range(width)))
                 pos += width
 

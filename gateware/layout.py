@@ -19,7 +19,7 @@ import numpy as np
 
 from unlayered.sim import Model
 
-__all__ = ["CoreLayout", "fired_queue_shape", "group_overlap", "weight_slices"]
+__all__ = ["CoreLayout", "fire_count_stored", "fired_queue_shape", "group_overlap", "weight_slices"]
 
 # Deepest weight bank kept whole: one ECP5 block as 2048 x 9. A deeper memory is several
 # blocks deep, and yosys puts a multiplexer of their outputs behind the read port.
@@ -151,6 +151,21 @@ def weight_slices(depth: int, bits: int) -> tuple[int, ...]:
     return (width,) * (bits // width) + ((bits % width,) if bits % width else ())
 
 
+def fire_count_stored(model: Model, layout: CoreLayout) -> bool:
+    """Whether a fired-queue entry carries the number of lanes that fired.
+
+    The drain needs that count in the cycle it takes an entry. A queue deeper than 64 entries
+    is a block RAM, whose output comes late in the cycle (ECP5: 7 ns of 10 at 100 MHz), so the
+    count is stored with the entry instead of being added up behind the output. A shallower
+    queue (LUT RAM on the ECP5) and a single lane (the count is the fire bit) do without.
+    """
+    return layout.lanes > 1 and _fired_queue_depth(model, layout) > 64
+
+
+def _fired_queue_depth(model: Model, layout: CoreLayout) -> int:
+    return (3 if group_overlap(model) else 1) * max(layout.cycles) + 1
+
+
 def group_overlap(model: Model) -> bool:
     """Whether the core may start the next group's picks while this group's last row is
     delivered and evaluated, which it does only where that cannot change them: ``fifo`` with
@@ -166,7 +181,8 @@ def fired_queue_shape(model: Model, layout: CoreLayout) -> tuple[int, int]:
     """``(width, depth)`` of the core's fired-neuron queue (a :class:`~.memory.BlockFIFO`).
 
     An entry is a write-back cycle that fired: group (``group_bits``), the step's parity (1),
-    first target (``neuron_bits``), layer, and per lane a fire bit and the momentum bucket.
+    first target (``neuron_bits``), layer, per lane a fire bit and the momentum bucket, and the
+    number of lanes that fired if :func:`fire_count_stored`.
     Depth K + 1, three rows' worth with group overlap (see the PICK state): the inner FIFO
     holds depth - 1 while its output register fills, and a row writes at most K entries before
     the drain takes one.
@@ -177,4 +193,6 @@ def fired_queue_shape(model: Model, layout: CoreLayout) -> tuple[int, int]:
     layer_bits = max(len(model.layers) - 1, 1).bit_length()
     width = layout.group_bits + 1 + layout.neuron_bits + layer_bits
     width += layout.lanes * (1 + bucket_bits)
-    return width, (3 if group_overlap(model) else 1) * max(layout.cycles) + 1
+    if fire_count_stored(model, layout):
+        width += layout.lanes.bit_length()
+    return width, _fired_queue_depth(model, layout)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sim.strategies import batches, models
-from unlayered.gateware.layout import CoreLayout, weight_slices
+from unlayered.gateware.layout import CoreLayout, fire_count_stored, weight_slices
 from unlayered.sim import EventSamples, LayerSpec, Model, SchedulerSpec
 
 from .harness import compare, random_events, random_model, run_core
@@ -126,6 +126,25 @@ def test_deep_weight_banks(n_inputs, weight_bits, slices):
     events = EventSamples.from_lists(steps)
     assert compare(built, events, run_core(built, events)) == []
     assert compare(other, events, run_core(built, events, weights=other)) == []
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_deep_fired_queue(scheduler, lanes):
+    """A fired queue deeper than 64 entries carries each entry's lane count (for the drain):
+    traces and counters as the reference's, under stalls and backpressure."""
+    rnd = np.random.default_rng([lanes, SCHEDULERS.index(scheduler)])
+    model = Model(
+        n_inputs=12,
+        layers=(LayerSpec(72, 30, 256, "subtract"), LayerSpec(5, 40, 250)),
+        weights=(rnd.integers(-20, 60, size=(72, 12)), rnd.integers(-10, 40, size=(5, 72))),
+        weight_bits=8,
+        scheduler=SchedulerSpec(name=scheduler, group_size=3, momentum_buckets=4),
+    )
+    assert fire_count_stored(model, CoreLayout.from_model(model, lanes))
+    events = random_events(rnd, model.n_inputs, n_samples=2)
+    hw = run_core(model, events, lanes=lanes, stall=0.2, backpressure=0.2, rng_seed=lanes)
+    assert compare(model, events, hw) == []
 
 
 def test_without_debug_readout():
