@@ -81,10 +81,6 @@ class BuildError(UnlayeredError):
 # fit estimate
 
 
-def _blocks(depth: int, width: int, shapes) -> int:
-    return min(-(-depth // d) * -(-width // w) for d, w in shapes)
-
-
 def fit_report(
     config: BoardConfig,
     *,
@@ -103,7 +99,7 @@ def fit_report(
     An estimate: each memory in the fewest blocks of the device's aspect ratios; yosys may put
     small memories into logic instead.
     """
-    from unlayered.gateware.fit import DEVICES, fit_estimate
+    from unlayered.gateware.fit import DEVICES, blocks, fit_estimate
 
     target = config.target
     dev = DEVICES[target.fit_device]
@@ -152,9 +148,9 @@ def fit_report(
                     f"memory {mem.get('name')!r} asks for SPRAM; {target.device} has none",
                     stage="fit",
                 )
-            entry["spram"] = _blocks(depth, width, (dev["spram_shape"],))
+            entry["spram"] = blocks(depth, width, (dev["spram_shape"],))
         elif ram != "lut":
-            entry["ebr"] = _blocks(depth, width, dev["ebr_shapes"])
+            entry["ebr"] = blocks(depth, width, dev["ebr_shapes"])
         ebr += entry["ebr"]
         spram += entry["spram"]
         top_mems.append(entry)

@@ -40,7 +40,7 @@ from unlayered.sim import Model, UnlayeredError
 
 from .layout import CoreLayout, fired_queue_shape, weight_slices
 
-__all__ = ["DEVICES", "WEIGHT_RAMS", "fit_estimate", "memories", "spram_refusal"]
+__all__ = ["DEVICES", "WEIGHT_RAMS", "blocks", "fit_estimate", "memories", "spram_refusal"]
 
 WEIGHT_RAMS = ("bram", "spram")  # NeuronCore's weight_ram
 
@@ -83,7 +83,7 @@ def spram_refusal(model: Model, lanes: int) -> str | None:
     return None
 
 
-def _blocks(depth: int, width: int, shapes) -> int:
+def blocks(depth: int, width: int, shapes) -> int:
     """Fewest blocks of the given aspect ratios that hold a ``depth x width`` memory."""
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
@@ -170,8 +170,8 @@ def fit_estimate(model: Model, lanes: int = 1, weight_ram: str = "bram") -> dict
     mems = memories(model, lanes)
     for m in mems:
         widths = m.get("slices", (m["width"],))
-        m["ice40_ebr"] = sum(_blocks(m["depth"], w, _ICE40_EBR) for w in widths)
-        m["ecp5_ebr"] = sum(_blocks(m["depth"], w, _ECP5_EBR) for w in widths)
+        m["ice40_ebr"] = sum(blocks(m["depth"], w, _ICE40_EBR) for w in widths)
+        m["ecp5_ebr"] = sum(blocks(m["depth"], w, _ECP5_EBR) for w in widths)
         m["ram"] = "spram" if weight_ram == "spram" and m["kind"] == "synapses" else "bram"
     by_kind: dict[str, int] = {"synapses": 0, "membranes": 0, "pending": 0, "queue": 0}
     for m in mems:
