@@ -211,8 +211,17 @@ def run_core(
                 out[done["summaries"]].membranes.append(row)
                 row = []
 
+    async def watchdog(ctx):
+        for _ in range(max_cycles):
+            await ctx.tick()
+        raise AssertionError(
+            f"the core did not finish in {max_cycles} cycles "
+            f"({done['summaries']} of {n} summaries received)"
+        )
+
     sim = Simulator(core)
     sim.add_clock(1e-8)
+    sim.add_testbench(watchdog, background=True)
     sim.add_testbench(driver, background=True)
     sim.add_testbench(spike_monitor, background=True)
     sim.add_testbench(membrane_monitor, background=True)
