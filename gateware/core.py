@@ -431,7 +431,8 @@ class NeuronCore(wiring.Component):
         ah_final = Signal()  # ... as the input group's final row
         step_wait = seq.flags["STEP_WAIT"]
         if lookahead:
-            # the ahead slot may take records and deliver rows (not in STEP_WAIT, which ends it)
+            # the ahead slot takes records and delivers rows ahead while ``ahead_open`` (not in
+            # STEP_WAIT, which ends it); in STEP_WAIT its row goes in as the new step's
             ahead_open = ahead_on & ~step_wait
             a_free = ~a_active | a_last
             m.d.comb += [
@@ -546,8 +547,8 @@ class NeuronCore(wiring.Component):
         if lookahead:
             # From registers: the row that entered stage A in the previous cycle (``a_start``;
             # an ahead slot's row is final only in STEP_WAIT) is the step's final row into
-            # layer 0. STEP_WAIT clears ``ahead_on`` after this:
-            # the step ends no earlier than that row's first cycle in A.
+            # layer 0. STEP_WAIT clears ``ahead_on`` after this: the step ends no earlier than
+            # that row's first cycle in A.
             a_start = Signal()
             m.d.sync += a_start.eq(nx_take | ah_take)
             with m.If(a_start & a_final & (a_layer == 0) & ~self.debug):

@@ -24,6 +24,9 @@ __all__ = ["CoreLayout", "fire_count_stored", "fired_queue_shape", "group_overla
 # Deepest weight bank kept whole: one ECP5 block as 2048 x 9. A deeper memory is several
 # blocks deep, and yosys puts a multiplexer of their outputs behind the read port.
 WHOLE_WEIGHT_DEPTH = 2048
+# Deepest fired queue whose entries leave the lane count to the drain: deeper ones are block
+# RAMs (see ``fire_count_stored``).
+SHALLOW_QUEUE_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -154,12 +157,13 @@ def weight_slices(depth: int, bits: int) -> tuple[int, ...]:
 def fire_count_stored(model: Model, layout: CoreLayout) -> bool:
     """Whether a fired-queue entry carries the number of lanes that fired.
 
-    The drain needs that count in the cycle it takes an entry. A queue deeper than 64 entries
-    is a block RAM, whose output comes late in the cycle (ECP5: 7 ns of 10 at 100 MHz), so the
-    count is stored with the entry instead of being added up behind the output. A shallower
-    queue (LUT RAM on the ECP5) and a single lane (the count is the fire bit) do without.
+    The drain needs that count in the cycle it takes an entry. A queue deeper than
+    ``SHALLOW_QUEUE_DEPTH`` entries is a block RAM, whose output comes late in the cycle
+    (ECP5: 7 ns of 10 at 100 MHz), so the count is stored with the entry instead of being
+    added up behind the output. A shallower queue (LUT RAM on the ECP5) and a single lane
+    (the count is the fire bit) do without.
     """
-    return layout.lanes > 1 and _fired_queue_depth(model, layout) > 64
+    return layout.lanes > 1 and _fired_queue_depth(model, layout) > SHALLOW_QUEUE_DEPTH
 
 
 def _fired_queue_depth(model: Model, layout: CoreLayout) -> int:

@@ -20,11 +20,10 @@ class PendingRandom(wiring.Component):
     next ``idx`` in the same cycle, for the list it leaves: a push with ``r`` and ``n + 1``, a
     take with the generator's output after the advance (``rng.after``) and ``n - 1``.
     ``P[idx]`` and ``P[n-1]`` are read in the next cycle and the head is valid in the one
-    after. While the head waits, the multiplier
-    computes the take's ``idx`` ahead of it, so that a take one cycle or more after the head
-    became valid reads the next head in its own cycle and the head is valid in the next (picks
-    every two cycles, as the core makes them). After a clear or a load, ``idx`` is computed
-    first (three cycles).
+    after. While the head waits, the multiplier computes the take's ``idx`` ahead of it, so
+    that a take one cycle or more after the head became valid reads the next head in its own
+    cycle and the head is valid in the next (picks every two cycles, as the core makes them).
+    After a clear or a load, ``idx`` is computed first (three cycles).
 
     Parameters
     ----------
