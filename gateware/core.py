@@ -163,6 +163,7 @@ class NeuronCore(wiring.Component):
         # idle (``w_we[b]``).
         wr = self.weights.payload
         wdepth = max(lay.weight_depth, 2)
+        abits = (wdepth - 1).bit_length()  # a weight word's address
         w_raddr = [Signal(range(wdepth), name=f"w_raddr{b}") for b in range(nbanks)]
         w_rdata = [Signal(signed(wbits), name=f"w_rdata{b}") for b in range(nbanks)]
         w_we = [Signal(name=f"w_we{b}") for b in range(nbanks)]
@@ -274,12 +275,18 @@ class NeuronCore(wiring.Component):
         cycles = Array(Const(k, 17) for k in lay.cycles)
         # source code c: 0 for inputs, i + 1 for neurons of layer i; source start of each code
         src_start = [0] + [n_in + s for s in lay.starts]
-        # row of source s (code c) = row_start[c] + (s - src_start[c]) * K[c]
-        #                          = s * K[c] + row_base[c]  (modulo 2^32)
-        row_base = Array(
-            Const((r - s0 * k) % (1 << 32), 32)
-            for r, s0, k in zip(lay.row_start, src_start[:nl], lay.cycles, strict=True)
-        )
+
+        def row_address(source, layer):
+            """The first word of ``source``'s row into ``layer``: row_start[c] + (s -
+            src_start[c]) * K[c] = s * K[c] + (row_start[c] - src_start[c] * K[c]), modulo the
+            address width. One such sum per layer, with K[c] a constant (shifts and adds, no
+            multiplier), selected by the layer."""
+            mod = 1 << abits
+            sums = []
+            for r, s0, k in zip(lay.row_start, src_start[:nl], lay.cycles, strict=True):
+                terms = [source << i for i in range(k.bit_length()) if k >> i & 1]
+                sums.append((sum(terms) + (r - s0 * k) % mod)[:abits])
+            return Array(sums)[layer]
 
         # ---- counters -------------------------------------------------------------------
         step = Signal(32)
@@ -336,11 +343,11 @@ class NeuronCore(wiring.Component):
         # reaches the membrane bank; the lanes that fired go to the fired queue). WB2 holds WB's
         # words one cycle longer, for the forwarding only.
         nx_valid = Signal()
-        nx_src = Signal(16)  # the source in the slot (raw, straight from the pending head)
+        nx_src = Signal(16)  # the source in the slot (raw: an input channel or n_in + neuron)
         nx_layer = Signal(range(max(nl, 2)))
         nx_group, a_group = Signal(gbits), Signal(gbits)  # groups may overlap in the pipeline
         a_active = Signal()
-        a_row = Signal(32)
+        a_row = Signal(abits)  # the row's first weight word
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
         a_last = Signal()  # the row cycle in stage A is the row's last (a register)
@@ -491,7 +498,7 @@ class NeuronCore(wiring.Component):
             """Stage A takes the first cycle of ``source``'s row into ``layer``."""
             m.d.sync += [
                 a_active.eq(1),
-                a_row.eq(source * cycles[layer] + row_base[layer]),
+                a_row.eq(row_address(source, layer)),
                 a_layer.eq(layer),
                 a_k.eq(0),
                 a_last.eq(cycles[layer] == 1),
@@ -877,9 +884,13 @@ class NeuronCore(wiring.Component):
         out_layer = nl - 1  # the layers below it are hidden: their spikes are pushed
         fq_w_hidden = Signal()  # the new entry (``fq_entry``) is a hidden layer's
         m.d.sync += fq_w_hidden.eq(wb.layer < out_layer)
-        fq_hidden = Signal(range(fq_depth + 2))  # queued entries of hidden layers
-        layer_at = gbits + 1 + nbits  # the layer field of an entry (``fq_in``)
-        popped_hidden = pop & (fq.r_data[layer_at : layer_at + len(d_layer)] < out_layer)
+        # Queued entries of hidden layers. A popped entry is subtracted one cycle late, from
+        # the drain's registers (no compare behind the block-RAM output): in that cycle the
+        # drain holds it (``d_mask`` is not 0), so ``pushing`` is the same.
+        fq_hidden = Signal(range(fq_depth + 2))
+        popped = Signal()  # the drain's entry was popped from the queue in the previous cycle
+        m.d.sync += popped.eq(pop)
+        popped_hidden = popped & (d_layer < out_layer)
         m.d.sync += fq_hidden.eq(fq_hidden + (fq.w_en & fq_w_hidden) - popped_hidden)
         pushing = Signal()
         m.d.comb += pushing.eq(
@@ -964,14 +975,11 @@ class NeuronCore(wiring.Component):
         grp_out = Signal()  # grp_code is the output layer's (a register, not a compare)
         early_ok = Signal()  # grp_out & ~debug, a register (see ``end_early``)
         grp_mixed = Signal()
-        # The layer code of the head, registered: a pick is requested only while the head is
-        # valid, and it keeps its payload until the take (pending.py), so the take uses the
-        # code of the cycle before and no compare sits behind the block-RAM output.
-        head_code = Signal.like(pick_code)
-        for i in range(1, nl):
-            with m.If(pend.head.payload[: max(ns - 1, 1).bit_length()] >= src_start[i]):
-                m.d.comb += head_code.eq(i)
-        m.d.sync += pick_code.eq(head_code)
+        # The head's source and layer code, registered: a pick is requested only while the
+        # head is valid, and it keeps its payload until the take (pending.py), so the take uses
+        # the payload of the cycle before, from flip-flops, not from a block-RAM output.
+        pick_src = Signal(16)
+        m.d.sync += [pick_code.eq(pend.head.payload.code), pick_src.eq(pend.head.payload.source)]
 
         # ---- read-out -------------------------------------------------------------------
         ro_n = Signal(16)
@@ -997,7 +1005,7 @@ class NeuronCore(wiring.Component):
                 m.d.sync += picks.eq(picks + 1)
             with m.If(picked & (pick_code != grp_code)):
                 m.d.sync += grp_mixed.eq(1)
-            load_row(pend.head.payload, pick_code)
+            load_row(pick_src, pick_code)
 
         # The pending structure is cleared (at the end of a step with entries left) from a
         # register, in the cycle after the decision; ``busy`` follows from the next cycle on.

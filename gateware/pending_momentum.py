@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from .memory import COLLISION_FREE
-from .pending import pending_ports
+from .pending import entry_layout, pending_ports
 
 __all__ = ["PendingMomentum"]
 
@@ -14,9 +14,10 @@ class PendingMomentum(wiring.Component):
     """The oldest entry of the highest non-empty bucket.
 
     Each bucket is a FIFO kept as a linked list through one next-pointer memory indexed by
-    source (``n_sources`` words; a source is pending at most once), with head, tail and count
-    registers per bucket. A pick takes the head of the highest non-empty bucket; the bucket's new
-    head is its successor in the next-pointer memory, read while the head waits. The highest
+    source (``n_sources`` words, each the successor's entry: source and layer code; a source is
+    pending at most once), with head (an entry), tail and count registers per bucket. A pick
+    takes the head of the highest non-empty bucket; the bucket's new head is its successor in
+    the next-pointer memory, read while the head waits. The highest
     non-empty bucket (``top_q``) and ``head.payload`` are registers in series, so the priority
     encoder and the head multiplexer are in different cycles: after a pick that leaves its
     bucket non-empty the head is valid again in the next cycle, after a push, a clear or a pick
@@ -27,24 +28,28 @@ class PendingMomentum(wiring.Component):
     n_sources
         ``n_inputs + N``.
     n_layers
-        Unused.
+        Neuron layers (layer codes ``0 .. n_layers``, kept with the sources).
     n_buckets
         ``B``, the momentum buckets.
     """
 
     def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
         self._n_sources = n_sources
+        self._n_layers = n_layers
         self._n_buckets = n_buckets
         super().__init__(pending_ports(n_sources, n_layers, n_buckets))
 
     def elaborate(self, platform):
         m = Module()
         nb, ns = self._n_buckets, self._n_sources
-        m.submodules.next = mem = Memory(shape=16, depth=max(ns, 2), init=[], attrs=COLLISION_FREE)
+        entry = entry_layout(ns, self._n_layers)  # a source with its layer code
+        m.submodules.next = mem = Memory(
+            shape=entry, depth=max(ns, 2), init=[], attrs=COLLISION_FREE
+        )
         wp = mem.write_port()
         rp = mem.read_port()
 
-        heads = Array(Signal(16, name=f"head{b}") for b in range(nb))
+        heads = Array(Signal(entry, name=f"head{b}") for b in range(nb))
         tails = Array(Signal(16, name=f"tail{b}") for b in range(nb))
         counts = Array(Signal(range(ns + 1), name=f"count{b}") for b in range(nb))
 
@@ -61,26 +66,27 @@ class PendingMomentum(wiring.Component):
         m.d.sync += [top_q.eq(top), top_single_q.eq(top_single)]
         # ``head_q`` is heads[top_q] of the previous cycle, or, after a pick that leaves its
         # bucket non-empty (``advance``), the bucket's new head: next[head], which the read port
-        # already holds in the pick's cycle (it is addressed by heads[top_q], what ``head_q``
-        # becomes, and a pick comes at least two cycles after any change: pending.py).
+        # already holds in the pick's cycle. The port is addressed by ``head_q``, which is
+        # current in the cycle before any take (the head was valid then: pending.py). In the
+        # cycle after such a pick ``head_q`` holds and the bucket's head register copies it,
+        # so the memory's output feeds one register, not every bucket's.
         # ``head_q`` is ``fresh`` (heads[top]) when nothing changed the buckets in the previous
         # two cycles, or the last change was such a pick; ``top_q`` and ``top_single_q`` are
         # then current too.
-        head_q = Signal(16)
+        head_q = Signal(entry)
         fresh = Signal()
         change, change_q = Signal(), Signal()  # a push, pick or clear; in the previous cycle
         advance, advancing = Signal(), Signal()  # such a pick; in the previous cycle
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.comb += [
             advance.eq(take & ~top_single_q),
-            rp.addr.eq(heads[top_q]),
+            rp.addr.eq(head_q.source),
             self.head.payload.eq(head_q),
             self.head.valid.eq((self.count != 0) & fresh),
             change.eq(self.clear | self.push_valid | take),
         ]
         m.d.sync += [
             advancing.eq(advance),
-            head_q.eq(heads[top_q]),
             change_q.eq(change),
             fresh.eq(advance | (~change & (~change_q | advancing))),
         ]
@@ -89,13 +95,15 @@ class PendingMomentum(wiring.Component):
                 m.d.sync += counts[b].eq(0)
             m.d.sync += [self.count.eq(0), nonempty.eq(0), single.eq(0)]
         with m.Elif(self.push_valid):
+            pushed = Signal(entry)
+            m.d.comb += [pushed.source.eq(self.push_source), pushed.code.eq(self.push_layer)]
             m.d.sync += self.count.eq(self.count + 1)
             for b in range(nb):  # per bucket, like the picks: no multiplexer before the adders
                 with m.If(self.push_bucket == b):
                     with m.If(~nonempty[b]):
-                        m.d.sync += heads[b].eq(self.push_source)
+                        m.d.sync += heads[b].eq(pushed)
                     with m.Else():
-                        m.d.comb += [wp.addr.eq(tails[b]), wp.data.eq(self.push_source)]
+                        m.d.comb += [wp.addr.eq(tails[b]), wp.data.eq(pushed)]
                         m.d.comb += wp.en.eq(1)
                     m.d.sync += [
                         tails[b].eq(self.push_source),
@@ -110,8 +118,12 @@ class PendingMomentum(wiring.Component):
                     m.d.sync += [counts[b].eq(counts[b] - 1), single[b].eq(counts[b] == 2)]
                     with m.If(top_single_q):
                         m.d.sync += nonempty[b].eq(0)
-                    with m.Else():
-                        m.d.sync += heads[b].eq(rp.data)
-            with m.If(advance):
-                m.d.sync += head_q.eq(rp.data)
+        with m.If(advance):
+            m.d.sync += head_q.eq(rp.data)
+        with m.Elif(advancing):  # the bucket's new head, from head_q
+            for b in range(nb):
+                with m.If(top_q == b):
+                    m.d.sync += heads[b].eq(head_q)
+        with m.Else():
+            m.d.sync += head_q.eq(heads[top_q])
         return m

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from .memory import COLLISION_FREE
-from .pending import pending_ports
+from .pending import entry_layout, pending_ports
 from .rng import Xorshift32
 
 __all__ = ["PendingRandom"]
@@ -29,18 +29,22 @@ class PendingRandom(wiring.Component):
     ----------
     n_sources
         ``n_inputs + N``: the list memory's depth.
-    n_layers, n_buckets
+    n_layers
+        Neuron layers (layer codes ``0 .. n_layers``, stored with the sources).
+    n_buckets
         Unused.
     """
 
     def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
         self._n_sources = n_sources
+        self._n_layers = n_layers
         super().__init__(pending_ports(n_sources, n_layers, n_buckets))
 
     def elaborate(self, platform):
         m = Module()
         ns = max(self._n_sources, 2)
-        m.submodules.list = mem = Memory(shape=16, depth=ns, init=[], attrs=COLLISION_FREE)
+        entry = entry_layout(self._n_sources, self._n_layers)
+        m.submodules.list = mem = Memory(shape=entry, depth=ns, init=[], attrs=COLLISION_FREE)
         wp = mem.write_port()
         rp_pick = mem.read_port()
         rp_last = mem.read_port()
@@ -68,7 +72,7 @@ class PendingRandom(wiring.Component):
         # when the two indices meet.
         idx_next = Signal(16)
         next_ok, hit = Signal(), Signal()
-        last_q = Signal(16)  # P[n-1] of the previous cycle
+        last_q = Signal(entry)  # P[n-1] of the previous cycle
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         fast = Signal()  # this pick reads the next head at once
         m.d.comb += fast.eq(take & next_ok)
@@ -94,7 +98,8 @@ class PendingRandom(wiring.Component):
             with m.If(self.clear):
                 m.d.sync += [n.eq(0), n_dec.eq(n_dec.init), n_inc.eq(1)]
         with m.Elif(self.push_valid):
-            m.d.comb += [wp.addr.eq(n), wp.data.eq(self.push_source), wp.en.eq(1)]
+            m.d.comb += [wp.addr.eq(n), wp.en.eq(1)]
+            m.d.comb += [wp.data.source.eq(self.push_source), wp.data.code.eq(self.push_layer)]
             m.d.sync += [n.eq(n_inc), n_dec.eq(n), n_inc.eq(n + 2)]
             m.d.sync += [idx.eq(scaled(r, count)), reading.eq(1), waiting.eq(0)]
         with m.Elif(take):

@@ -119,7 +119,8 @@ class PendingSync(wiring.Component):
             adv.eq((cur == 0) & (take | (~found & pending & nx_ok))),
             rp.addr.eq(Mux(self.push_valid, ws, Mux(adv, cw + 2, cw + 1))),
             self.head.valid.eq(found),
-            self.head.payload.eq(hb | (cw << WORD_BITS)),
+            self.head.payload.source.eq(hb | (cw << WORD_BITS)),
+            self.head.payload.code.eq(self.lowest),  # the head is in the lowest layer
             self.busy.eq(clearing),
         ]
         # Only the push write can meet a read of its word (a push's or the prefetch; nothing

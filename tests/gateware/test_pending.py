@@ -4,8 +4,9 @@ A seeded driver interleaves pushes (each source pending at most once, semantics 
 clears and, at each new sample, a load of the generator state, with random idle cycles, as the
 core drives them (see ``gateware/pending.py``). A model of the scheduler written from the
 contract predicts every pick; in every cycle ``count`` must equal the model's, a valid ``head``
-must show the model's next pick and, for ``sync``, ``lowest`` the lowest pending layer code and
-``last`` whether that layer has a single entry.
+must show the model's next pick (its source and layer code) and, for ``sync``, ``lowest`` the
+lowest pending layer code and ``last`` whether that layer has a single entry. As the core does,
+the driver takes a head only in a cycle after one in which it was valid.
 """
 
 import random
@@ -50,20 +51,20 @@ class Scheduler:
             return next(i for i, (_, _, bucket) in enumerate(e) if bucket == top)
         return pick_index(xorshift32(self.state), len(e))  # 6.3
 
-    def peek(self) -> int:
-        """The source the next pick returns."""
-        return self.entries[self._index()][0]
+    def peek(self) -> tuple[int, int]:
+        """The source and layer code the next pick returns."""
+        return self.entries[self._index()][:2]
 
-    def pick(self) -> int:
+    def pick(self) -> tuple[int, int]:
         i = self._index()
-        source = self.entries[i][0]
+        head = self.entries[i][:2]
         if self.name == "random":  # one generator step per pick, swap-remove
             self.state = xorshift32(self.state)
             self.entries[i] = self.entries[-1]
             self.entries.pop()
         else:
             del self.entries[i]
-        return source
+        return head
 
     def lowest(self) -> int:
         return min(layer for _, layer, _ in self.entries)
@@ -85,6 +86,10 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
         case = f"{scheduler} {sizes} seed {seed}, op {len(log)}"
         return f"{case}: {what}: want {want}, got {got}; last ops {log[-12:]}"
 
+    def head_entry(ctx) -> tuple[int, int]:
+        head = ctx.get(dut.head.payload)
+        return head.source, head.code
+
     def check(ctx):
         count = ctx.get(dut.count)
         assert count == len(model.entries), where("count", len(model.entries), count)
@@ -96,7 +101,7 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
             assert last == want, where("last", want, last)
         if ctx.get(dut.head.valid):
             want = model.peek() if model.entries else None
-            got = ctx.get(dut.head.payload)
+            got = head_entry(ctx)
             assert got == want, where("valid head", want, got)
 
     inputs = (dut.push_valid, dut.head.ready, dut.clear, dut.load)
@@ -167,11 +172,12 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
             else:
                 log.append("pick")
                 await wait(ctx, dut.head.valid, 1, "valid head")
-                for _ in range(rnd.choice([0, 1, 1, 3])):  # the core takes it a cycle later
+                # the core takes it in a cycle after one that saw it valid (pending.py)
+                for _ in range(rnd.choice([1, 1, 2, 4])):
                     await tick(ctx)
                 while cycles["now"] < cycles["take"] + 2:  # never two takes in a row (pending.py)
                     await tick(ctx)
-                got, want = ctx.get(dut.head.payload), model.pick()
+                got, want = head_entry(ctx), model.pick()
                 assert got == want, where("pick", want, got)
                 ctx.set(dut.head.ready, 1)
                 cycles["take"] = cycles["now"]
