@@ -347,7 +347,7 @@ class NeuronCore(wiring.Component):
         nx_layer = Signal(range(max(nl, 2)))
         nx_group, a_group = Signal(gbits), Signal(gbits)  # groups may overlap in the pipeline
         a_active = Signal()
-        a_row = Signal(abits)  # the row's first weight word
+        a_row = Signal(abits)  # the weight word of the row cycle in stage A
         a_layer = Signal(range(max(nl, 2)))
         a_k = Signal(17)
         a_last = Signal()  # the row cycle in stage A is the row's last (a register)
@@ -465,7 +465,7 @@ class NeuronCore(wiring.Component):
         ]
         for b in range(nbanks):
             m.d.comb += [
-                w_raddr[b].eq(a_row + a_k),
+                w_raddr[b].eq(a_row),
                 v_rp[b].addr.eq(a_addr[b]),
             ]
             m.d.sync += w_q[b].eq(w_rdata[b])  # the weight of stage A's read, for stage B
@@ -473,6 +473,7 @@ class NeuronCore(wiring.Component):
         with m.If(a_active):
             m.d.sync += [
                 a_k.eq(a_k + 1),
+                a_row.eq(a_row + 1),
                 a2.layer.eq(a_layer),
                 a2.k.eq(a_k),
                 a2.final.eq(a_final),
@@ -845,9 +846,10 @@ class NeuronCore(wiring.Component):
         # ``settled``: every row delivered and every spike sent. From a register: both were
         # empty in the previous cycle, and only a row loaded into the slot since (``nx_valid``)
         # can have started anything.
-        quiet = Signal()
-        m.d.sync += quiet.eq(pipe_empty & drain_idle)
-        tail = Signal()  # a step ended before its rows settled (see ``end_early``)
+        quiet, quiet_next = Signal(), Signal()
+        m.d.comb += quiet_next.eq(pipe_empty & drain_idle)
+        m.d.sync += quiet.eq(quiet_next)
+        tail = Signal()  # a step ended before its rows settled (see the early step end)
         with m.If(quiet):
             m.d.sync += tail.eq(0)
         with m.Elif(step_inc):  # the cycle after a step's end
@@ -878,7 +880,7 @@ class NeuronCore(wiring.Component):
             m.d.sync += [fq_count.eq(fq_count - 1), fq_empty.eq(fq_count == 1)]
         # ``pushing``: a spike of a hidden layer may still be pushed: a final row into a hidden
         # layer is in stages A to WB, or one of its fired-queue entries is written, queued or
-        # drained, or a push is on its way (read through ``may_end_early``, a register: one
+        # drained, or a push is on its way (read through ``done_q``, a register: one
         # cycle late, which is safe there, once no row is taken any more, since it can then
         # only fall).
         out_layer = nl - 1  # the layers below it are hidden: their spikes are pushed
@@ -953,10 +955,12 @@ class NeuronCore(wiring.Component):
         pend_empty, pend_empty_next = Signal(), Signal()
         m.d.comb += pend_empty_next.eq(pend.clear | ~next_count_at_least(1))
         m.d.sync += pend_empty.eq(pend_empty_next)
-        # The registers ``end_early`` reads, in one: pend_empty & ~pushing & ~tail, from the
+        # What the early step end reads, for the next cycle: pend_empty & ~pushing & ~tail, from the
         # values they take (``tail``'s reset at START aside: a step starts between).
-        may_end_early = Signal()
-        m.d.sync += may_end_early.eq(pend_empty_next & ~pushing & ~(~quiet & (step_inc | tail)))
+        may_end_early_next = Signal()
+        m.d.comb += may_end_early_next.eq(
+            pend_empty_next & ~pushing & ~(~quiet & (step_inc | tail))
+        )
 
         def start_picks():
             """The group's picks start: the first is requested now (``pick_go``, as PICK
@@ -973,7 +977,10 @@ class NeuronCore(wiring.Component):
         pick_code = Signal(range(max(nl, 2)))
         grp_code = Signal.like(pick_code)
         grp_out = Signal()  # grp_code is the output layer's (a register, not a compare)
-        early_ok = Signal()  # grp_out & ~debug, a register (see ``end_early``)
+        early_ok = Signal()  # grp_out & ~debug, a register (see the early step end)
+        early_ok_next = Signal()  # the value it takes (set at a pick and in STEP_WAIT)
+        m.d.comb += early_ok_next.eq(early_ok)
+        m.d.sync += early_ok.eq(early_ok_next)
         grp_mixed = Signal()
         # The head's source and layer code, registered: a pick is requested only while the
         # head is valid, and it keeps its payload until the take (pending.py), so the take uses
@@ -999,8 +1006,8 @@ class NeuronCore(wiring.Component):
                 picked.eq(1),
                 grp_code.eq(pick_code),
                 grp_out.eq(pick_out),
-                early_ok.eq(pick_out & ~self.debug),
             ]
+            m.d.comb += early_ok_next.eq(pick_out & ~self.debug)
             if f:
                 m.d.sync += picks.eq(picks + 1)
             with m.If(picked & (pick_code != grp_code)):
@@ -1113,13 +1120,13 @@ class NeuronCore(wiring.Component):
                 group.eq(0),
                 grp_code.eq(0),  # the input group's, for the overlap's checks
                 grp_out.eq(nl == 1),
-                early_ok.eq((nl == 1) & ~self.debug),
                 grp_mixed.eq(0),
                 touched.eq(ahead_any),
                 leaked.eq((ah_leaked | ah_direct) & ahead_any),
                 had_input.eq(ahead_any),
                 out_fired.eq(0),
             ]
+            m.d.comb += early_ok_next.eq((nl == 1) & ~self.debug)
             with m.If(ahead_any):
                 # The row still in the ahead slot (counted when it was taken) enters stage A
                 # (``ah_direct``) or moves to the next-row slot.
@@ -1221,13 +1228,19 @@ class NeuronCore(wiring.Component):
         # A spike names its step by its row's parity, so at most one step may still be in
         # flight when a step ends: after an early end (``tail``) the next step does not end
         # early until everything has settled once. (``early_ok`` reads ``debug`` at the picks.)
-        end_early = Signal()
+        # ``done``: settled or ending early, ``(quiet | early_ok & may_end_early) & ~nx_valid``,
+        # the first part one register computed from the values its terms take.
+        done_q = Signal()
         if model.decision != "first_to_threshold":
-            m.d.comb += end_early.eq(early_ok & ~nx_valid & may_end_early)
+            m.d.sync += done_q.eq(quiet_next | (early_ok_next & may_end_early_next))
+        else:
+            m.d.sync += done_q.eq(quiet_next)
+        done = Signal()
+        m.d.comb += done.eq(done_q & ~nx_valid)
 
         with seq.state("INPUT_DRAIN"):
             reset_picks()
-            with m.If((settled | end_early) & had_input & fused):  # in the last row's WB
+            with m.If(done & had_input & fused):  # in the last row's WB
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
             with m.Elif(settled & had_input):
@@ -1252,7 +1265,7 @@ class NeuronCore(wiring.Component):
 
         with seq.state("DRAIN"):
             reset_picks()
-            with m.If((settled | end_early) & fused):  # evaluated in the last row's write-back
+            with m.If(done & fused):  # evaluated in the last row's write-back
                 m.d.sync += [touched.eq(0), fused.eq(0)]
                 next_group(ending=True)
             with m.Elif(settled):
