@@ -4,7 +4,7 @@ from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
 
 from .memory import BlockFIFO
-from .pending import entry_layout, pending_ports
+from .pending import pending_ports
 
 __all__ = ["PendingFifo"]
 
@@ -24,12 +24,11 @@ class PendingFifo(wiring.Component):
 
     def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
         self._n_sources = n_sources
-        self._n_layers = n_layers
         super().__init__(pending_ports(n_sources, n_layers, n_buckets))
 
     def elaborate(self, platform):
         m = Module()
-        layout = entry_layout(self._n_sources, self._n_layers)
+        layout = self.head.payload.shape()  # an entry: source and layer code
         entry = Signal(layout)
         # Depth 3 at least: a BlockFIFO of depth 2 has one memory word and refuses a write in
         # the cycle after the first one (while that word moves to the read register).

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from .memory import COLLISION_FREE
-from .pending import entry_layout, pending_ports
+from .pending import pending_ports
 
 __all__ = ["PendingMomentum"]
 
@@ -35,14 +35,13 @@ class PendingMomentum(wiring.Component):
 
     def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
         self._n_sources = n_sources
-        self._n_layers = n_layers
         self._n_buckets = n_buckets
         super().__init__(pending_ports(n_sources, n_layers, n_buckets))
 
     def elaborate(self, platform):
         m = Module()
         nb, ns = self._n_buckets, self._n_sources
-        entry = entry_layout(ns, self._n_layers)  # a source with its layer code
+        entry = self.head.payload.shape()  # a source with its layer code
         m.submodules.next = mem = Memory(
             shape=entry, depth=max(ns, 2), init=[], attrs=COLLISION_FREE
         )

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from .memory import COLLISION_FREE
-from .pending import entry_layout, pending_ports
+from .pending import pending_ports
 from .rng import Xorshift32
 
 __all__ = ["PendingRandom"]
@@ -37,13 +37,12 @@ class PendingRandom(wiring.Component):
 
     def __init__(self, *, n_sources: int, n_layers: int, n_buckets: int):
         self._n_sources = n_sources
-        self._n_layers = n_layers
         super().__init__(pending_ports(n_sources, n_layers, n_buckets))
 
     def elaborate(self, platform):
         m = Module()
         ns = max(self._n_sources, 2)
-        entry = entry_layout(self._n_sources, self._n_layers)
+        entry = self.head.payload.shape()  # a source with its layer code
         m.submodules.list = mem = Memory(shape=entry, depth=ns, init=[], attrs=COLLISION_FREE)
         wp = mem.write_port()
         rp_pick = mem.read_port()
