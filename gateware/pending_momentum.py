@@ -1,6 +1,6 @@
 """``momentum`` pending structure (semantics 6.4): B linked-list FIFOs and a priority encoder."""
 
-from amaranth.hdl import Array, Module, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -20,8 +20,10 @@ class PendingMomentum(wiring.Component):
     the next-pointer memory, read while the head waits. The highest
     non-empty bucket (``top_q``) and ``head.payload`` are registers in series, so the priority
     encoder and the head multiplexer are in different cycles: after a pick that leaves its
-    bucket non-empty the head is valid again in the next cycle, after a push, a clear or a pick
-    that empties its bucket in the third.
+    bucket non-empty the head is valid again in the next cycle, after a push or a clear in the
+    third. The head of the second-highest non-empty bucket is kept ready in a register
+    (``head2_q``, its priority encoder and multiplexer in one cycle), so after a pick that
+    empties its bucket the head is valid again in the next cycle too.
 
     Parameters
     ----------
@@ -63,6 +65,24 @@ class PendingMomentum(wiring.Component):
                 m.d.comb += [top.eq(b), top_single.eq(single[b])]
         top_q, top_single_q = Signal.like(top), Signal()  # of the previous cycle
         m.d.sync += [top_q.eq(top), top_single_q.eq(top_single)]
+        # The head of the second-highest non-empty bucket: what a pick that empties ``top``
+        # leaves as the head. It is current at every take: a take follows a cycle in which the
+        # head was valid and stays valid (pending.py), so no push, clear or take came in that
+        # cycle, and ``head2_q`` was computed from the buckets as they are.
+        # Bucket b is that bucket when it is non-empty with exactly one non-empty bucket
+        # above it: a one-hot choice and an AND-OR of the heads, fewer LUT levels than an
+        # encoder and a multiplexer.
+        head2 = Const(0, entry.size)
+        one_above, two_above = Const(0), Const(0)  # non-empty buckets above b: >= 1, >= 2
+        for b in reversed(range(nb - 1)):
+            one_above, two_above = (
+                one_above | nonempty[b + 1],
+                two_above | (one_above & nonempty[b + 1]),
+            )
+            second = nonempty[b] & one_above & ~two_above
+            head2 = head2 | Mux(second, heads[b].as_value(), 0)
+        head2_q = Signal(entry)
+        m.d.sync += head2_q.eq(head2)
         # ``head_q`` is heads[top_q] of the previous cycle, or, after a pick that leaves its
         # bucket non-empty (``advance``), the bucket's new head: next[head], which the read port
         # already holds in the pick's cycle. The port is addressed by ``head_q``, which is
@@ -72,13 +92,17 @@ class PendingMomentum(wiring.Component):
         # ``head_q`` is ``fresh`` (heads[top]) when nothing changed the buckets in the previous
         # two cycles, or the last change was such a pick; ``top_q`` and ``top_single_q`` are
         # then current too.
+        # After a pick that empties its bucket (``jump``), ``head_q`` takes ``head2_q`` and
+        # holds in the next cycle, while ``top_q`` catches up.
         head_q = Signal(entry)
         fresh = Signal()
         change, change_q = Signal(), Signal()  # a push, pick or clear; in the previous cycle
-        advance, advancing = Signal(), Signal()  # such a pick; in the previous cycle
+        advance, advancing = Signal(), Signal()  # a pick that leaves its bucket non-empty; ...
+        jump, jumping = Signal(), Signal()  # a pick that empties its bucket; ...
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.comb += [
             advance.eq(take & ~top_single_q),
+            jump.eq(take & top_single_q),
             rp.addr.eq(head_q.source),
             self.head.payload.eq(head_q),
             self.head.valid.eq((self.count != 0) & fresh),
@@ -86,8 +110,9 @@ class PendingMomentum(wiring.Component):
         ]
         m.d.sync += [
             advancing.eq(advance),
+            jumping.eq(jump),
             change_q.eq(change),
-            fresh.eq(advance | (~change & (~change_q | advancing))),
+            fresh.eq(advance | jump | (~change & (~change_q | advancing | jumping))),
         ]
         with m.If(self.clear):
             for b in range(nb):
@@ -119,10 +144,12 @@ class PendingMomentum(wiring.Component):
                         m.d.sync += nonempty[b].eq(0)
         with m.If(advance):
             m.d.sync += head_q.eq(rp.data)
+        with m.Elif(jump):
+            m.d.sync += head_q.eq(head2_q)
         with m.Elif(advancing):  # the bucket's new head, from head_q
             for b in range(nb):
                 with m.If(top_q == b):
                     m.d.sync += heads[b].eq(head_q)
-        with m.Else():
+        with m.Elif(~jumping):  # (after a jump ``top_q`` is still the emptied bucket)
             m.d.sync += head_q.eq(heads[top_q])
         return m

@@ -6,7 +6,9 @@ core drives them (see ``gateware/pending.py``). A model of the scheduler written
 contract predicts every pick; in every cycle ``count`` must equal the model's, a valid ``head``
 must show the model's next pick (its source and layer code) and, for ``sync``, ``lowest`` the
 lowest pending layer code and ``last`` whether that layer has a single entry. As the core does,
-the driver takes a head only in a cycle after one in which it was valid.
+the driver takes a head only in a cycle after one in which it was valid. ``random`` and
+``momentum`` must have a head again in the cycle after every take that leaves an entry (what
+keeps a group's picks two cycles apart, docs/gateware.md).
 """
 
 import random
@@ -18,6 +20,7 @@ from unlayered.gateware.pending import make_pending
 from unlayered.sim.rng import pick_index, sample_seed, xorshift32
 
 SCHEDULERS = ["sync", "fifo", "random", "momentum"]
+HEAD_AFTER_TAKE = {"random", "momentum"}  # valid again in the cycle after a take
 
 # (n_inputs, layer sizes, momentum buckets): sources are numbered inputs first, then layer by
 # layer (semantics 1), so a source's layer code (0: input, i + 1: layer i) follows from its index.
@@ -110,12 +113,15 @@ def run(scheduler: str, sizes: tuple, seed: int, model: Scheduler | None = None,
     async def tick(ctx):
         """One cycle with the operation set up; then every input back to idle, and the checks."""
         held = ctx.get(dut.head.valid) and not any(ctx.get(port) for port in inputs)
+        took = ctx.get(dut.head.ready)
         await ctx.tick()
         cycles["now"] += 1
         for port in inputs:
             ctx.set(port, 0)
         check(ctx)
         assert ctx.get(dut.head.valid) or not held, where("a valid head stays valid", 1, 0)
+        if took and model.entries and scheduler in HEAD_AFTER_TAKE:
+            assert ctx.get(dut.head.valid), where("a head in the cycle after a take", 1, 0)
 
     async def wait(ctx, port, level, what):
         for _ in range(limit):
