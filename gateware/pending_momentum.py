@@ -17,13 +17,11 @@ class PendingMomentum(wiring.Component):
     source (``n_sources`` words, each the successor's entry: source and layer code; a source is
     pending at most once), with head (an entry), tail and count registers per bucket. A pick
     takes the head of the highest non-empty bucket; the bucket's new head is its successor in
-    the next-pointer memory, read while the head waits. The highest
-    non-empty bucket (``top_q``) and ``head.payload`` are registers in series, so the priority
-    encoder and the head multiplexer are in different cycles: after a pick that leaves its
-    bucket non-empty the head is valid again in the next cycle, after a push or a clear in the
-    third. The head of the second-highest non-empty bucket is kept ready in a register
-    (``head2_q``, its priority encoder and multiplexer in one cycle), so after a pick that
-    empties its bucket the head is valid again in the next cycle too.
+    the next-pointer memory, read while the head waits. The heads of the highest and the
+    second-highest non-empty buckets are chosen from the buckets' registers in one cycle into
+    registers (``head_q``, the head, and ``head2_q``): after a pick the head is valid again in
+    the next cycle (the successor, or ``head2_q`` if the pick emptied its bucket), after a push
+    or a clear in the second.
 
     Parameters
     ----------
@@ -65,40 +63,35 @@ class PendingMomentum(wiring.Component):
                 m.d.comb += [top.eq(b), top_single.eq(single[b])]
         top_q, top_single_q = Signal.like(top), Signal()  # of the previous cycle
         m.d.sync += [top_q.eq(top), top_single_q.eq(top_single)]
-        # The head of the second-highest non-empty bucket: what a pick that empties ``top``
-        # leaves as the head. It is current at every take: a take follows a cycle in which the
-        # head was valid and stays valid (pending.py), so no push, clear or take came in that
-        # cycle, and ``head2_q`` was computed from the buckets as they are.
-        # Bucket b is that bucket when it is non-empty with exactly one non-empty bucket
-        # above it: a one-hot choice and an AND-OR of the heads, fewer LUT levels than an
-        # encoder and a multiplexer.
-        head2 = Const(0, entry.size)
+        # The heads of the highest and the second-highest non-empty buckets, chosen one-hot
+        # (bucket b is the top when it is non-empty with no non-empty bucket above it, the
+        # second with exactly one) and AND-ORed: fewer LUT levels than an encoder and a
+        # multiplexer, so both are computed in one cycle from the flags. ``head2`` is what a
+        # pick that empties the top leaves as the head; its register is current at every take:
+        # a take follows a cycle in which the head was valid and stays valid (pending.py), so
+        # no push, clear or take came in that cycle.
+        head_top = head2 = Const(0, entry.size)
         one_above, two_above = Const(0), Const(0)  # non-empty buckets above b: >= 1, >= 2
-        for b in reversed(range(nb - 1)):
-            one_above, two_above = (
-                one_above | nonempty[b + 1],
-                two_above | (one_above & nonempty[b + 1]),
-            )
-            second = nonempty[b] & one_above & ~two_above
-            head2 = head2 | Mux(second, heads[b].as_value(), 0)
+        for b in reversed(range(nb)):
+            head_top = head_top | Mux(nonempty[b] & ~one_above, heads[b].as_value(), 0)
+            head2 = head2 | Mux(nonempty[b] & one_above & ~two_above, heads[b].as_value(), 0)
+            one_above, two_above = one_above | nonempty[b], two_above | (one_above & nonempty[b])
         head2_q = Signal(entry)
         m.d.sync += head2_q.eq(head2)
-        # ``head_q`` is heads[top_q] of the previous cycle, or, after a pick that leaves its
+        # ``head_q`` is ``head_top`` of the previous cycle, or, after a pick that leaves its
         # bucket non-empty (``advance``), the bucket's new head: next[head], which the read port
         # already holds in the pick's cycle. The port is addressed by ``head_q``, which is
         # current in the cycle before any take (the head was valid then: pending.py). In the
         # cycle after such a pick ``head_q`` holds and the bucket's head register copies it,
-        # so the memory's output feeds one register, not every bucket's.
-        # ``head_q`` is ``fresh`` (heads[top]) when nothing changed the buckets in the previous
-        # two cycles, or the last change was such a pick; ``top_q`` and ``top_single_q`` are
-        # then current too.
-        # After a pick that empties its bucket (``jump``), ``head_q`` takes ``head2_q`` and
-        # holds in the next cycle, while ``top_q`` catches up.
+        # so the memory's output feeds one register, not every bucket's. After a pick that
+        # empties its bucket (``jump``) it is ``head2_q``. So ``head_q`` is current (``fresh``)
+        # after such picks and after any cycle that changed nothing; ``top_q`` and
+        # ``top_single_q`` are current whenever it is.
         head_q = Signal(entry)
         fresh = Signal()
-        change, change_q = Signal(), Signal()  # a push, pick or clear; in the previous cycle
+        change = Signal()  # a push, pick or clear
         advance, advancing = Signal(), Signal()  # a pick that leaves its bucket non-empty; ...
-        jump, jumping = Signal(), Signal()  # a pick that empties its bucket; ...
+        jump = Signal()  # a pick that empties its bucket
         take = self.head.ready  # asserted only while the head is valid (pending.py)
         m.d.comb += [
             advance.eq(take & ~top_single_q),
@@ -108,12 +101,7 @@ class PendingMomentum(wiring.Component):
             self.head.valid.eq((self.count != 0) & fresh),
             change.eq(self.clear | self.push_valid | take),
         ]
-        m.d.sync += [
-            advancing.eq(advance),
-            jumping.eq(jump),
-            change_q.eq(change),
-            fresh.eq(advance | jump | (~change & (~change_q | advancing | jumping))),
-        ]
+        m.d.sync += [advancing.eq(advance), fresh.eq(advance | jump | ~change)]
         with m.If(self.clear):
             for b in range(nb):
                 m.d.sync += counts[b].eq(0)
@@ -150,6 +138,6 @@ class PendingMomentum(wiring.Component):
             for b in range(nb):
                 with m.If(top_q == b):
                     m.d.sync += heads[b].eq(head_q)
-        with m.Elif(~jumping):  # (after a jump ``top_q`` is still the emptied bucket)
-            m.d.sync += head_q.eq(heads[top_q])
+        with m.Else():
+            m.d.sync += head_q.eq(head_top)
         return m
