@@ -52,8 +52,11 @@ class PendingMomentum(wiring.Component):
         tails = Array(Signal(16, name=f"tail{b}") for b in range(nb))
         counts = Array(Signal(range(ns + 1), name=f"count{b}") for b in range(nb))
 
-        # nonempty[b] == (counts[b] != 0), kept as a register so that the priority encoder
-        # (and the head mux behind it) starts at flip-flops, not behind B count comparisons.
+        # nonempty[b] == (counts[b] != 0), kept as a register so that the priority encoder and
+        # the heads' one-hot choices below start at flip-flops, not behind B count comparisons.
+        # The top bucket is found twice on purpose: binary into ``top_q`` (the take's decrement
+        # and the bucket head's copy), one-hot for the head. Deriving ``top_q`` from the one-hot
+        # choice puts that choice on the UP5K's critical path (synth.md, thirteenth session).
         nonempty = Signal(nb)
         single = Signal(nb)  # single[b] == (counts[b] == 1), likewise
         top = Signal(range(max(nb, 2)))
