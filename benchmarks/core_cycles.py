@@ -4,10 +4,13 @@ The core runs without input stalls, output backpressure or membrane read-out (``
 realistic traces: network A of ``benchmarks/sim_throughput.py`` (64 inputs, layers 64-10, dense
 random int8 weights, thresholds bisected so that each layer fires in about 10% of its neurons per
 step, inputs active with probability ``--input-rate`` per step), for every scheduler, group size
-F in {1, 4, 0} and lane count L in {1, 2, 4, 8}; and the example network ``examples/model.npz``
-with its own scheduler on ``examples/events.npz``. Every run is checked against the reference
-simulator (trace and counters). ``cycles`` is the core's own ``summary.cycles`` (from ``START``
-to the summary record), summed over the samples.
+F in {1, 4, 0} and lane count L in {1, 2, 4, 8}; the example network ``examples/model.npz`` (built
+by hand, not trained) with its own scheduler on ``examples/events.npz``; and **digits**, real
+traces: the model ``unlayered demo`` trains (``DEMO_TRAIN``: 64 inputs, layers 64-10, trained
+here in about 20 s, deterministic), on the first ``--digits-samples`` samples of its test split,
+under each scheduler as the demo compares them (``DEMO_RUNS``: the same weights). Every run is
+checked against the reference simulator (trace and counters). ``cycles`` is the core's own
+``summary.cycles`` (from ``START`` to the summary record), summed over the samples.
 
 Reported per configuration: cycles, synaptic operations, synaptic operations per cycle per lane
 (1.0 is the delivery pipeline's peak), and cycles per sample. Writes a JSON report (machine,
@@ -21,10 +24,12 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -78,6 +83,32 @@ def run_one(job: tuple[str, Model, EventSamples, int]) -> dict:
         "equal_to_reference": not errors,
         "errors": errors[:3],
     }
+
+
+def trained_digits(samples: int) -> tuple[Model, EventSamples, dict]:
+    """The demo's digits model (trained and exported as ``unlayered demo`` does) and the first
+    ``samples`` samples of its test split; with a digest of the model (its manifest without the
+    metadata, which names the checkpoint's path, and its weights)."""
+    from unlayered.sw.config import TrainConfig
+    from unlayered.sw.demo import DEMO_TRAIN
+    from unlayered.sw.export import export
+    from unlayered.sw.train import load_dataset, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig(**DEMO_TRAIN, out=str(Path(tmp) / "train"))
+        dataset = load_dataset(config)
+        result = train(config, dataset=dataset, log=None, progress=False)
+        model = export(result.checkpoint, Path(tmp) / "model.npz", dataset=dataset).model
+    manifest = {k: v for k, v in model.manifest().items() if k != "metadata"}
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode())
+    for w in model.weights:
+        digest.update(np.ascontiguousarray(w).tobytes())
+    info = {
+        "train": {k: list(v) if isinstance(v, tuple) else v for k, v in DEMO_TRAIN.items()},
+        "model_sha256": digest.hexdigest(),
+        "test_samples": len(dataset.test),
+    }
+    return model, dataset.test.select(range(min(samples, len(dataset.test)))), info
 
 
 def row_ceiling(model: Model, hw: list, lanes: int, synops: int) -> dict:
@@ -177,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schedulers", nargs="+", default=list(SCHEDULERS))
     parser.add_argument("--group-sizes", type=int, nargs="+", default=list(GROUP_SIZES))
     parser.add_argument("--example-samples", type=int, default=2, help="0: skip the example")
+    parser.add_argument(
+        "--digits-samples", type=int, default=10, help="0: skip the trained digits model"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="simulator processes")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/core_cycles.json"))
     parser.add_argument("--md", type=Path, default=Path("docs/benchmarks/core_cycles.md"))
@@ -210,6 +244,23 @@ def main(argv: list[str] | None = None) -> int:
         for lanes in args.lanes:
             jobs.append(("example", ex_model, ex_events, lanes))
 
+    digits = None
+    if args.digits_samples:
+        from unlayered.sw.demo import DEMO_RUNS
+
+        dg_model, dg_events, digits = trained_digits(args.digits_samples)
+        networks["digits"] = (
+            f"the model `unlayered demo` trains ({dg_model.n_inputs} inputs, layers "
+            f"{'-'.join(map(str, dg_model.sizes))}, model sha256 "
+            f"{digits['model_sha256'][:16]}) on the first {len(dg_events)} samples of the "
+            "digits test split, each scheduler as the demo runs it (the same weights)"
+        )
+        for name, changes in DEMO_RUNS:
+            for lanes in args.lanes:
+                jobs.append(
+                    ("digits", dg_model.with_scheduler(name=name, **changes), dg_events, lanes)
+                )
+
     print(
         f"{'net':>7} {'scheduler':>9} {'F':>2} {'L':>2} {'cycles':>8} {'synops':>8} "
         f"{'sop/cyc/lane':>12} {'ceiling':>7} {'cyc/sample':>10} {'ok':>3} {'sim s':>6}"
@@ -232,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": info,
         "networks": networks,
+        "digits": digits,
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
