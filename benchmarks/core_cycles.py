@@ -215,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/core_cycles.json"))
     parser.add_argument("--md", type=Path, default=Path("docs/benchmarks/core_cycles.md"))
     args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error("--samples must be 1 or more")
+    for option in ("example_samples", "digits_samples"):  # 0 skips
+        if getattr(args, option) < 0:
+            parser.error(f"--{option.replace('_', '-')} must be 0 or more")
 
     info = machine()
     n_inputs, sizes = 64, (64, 10)
