@@ -690,25 +690,25 @@ class NeuronCore(wiring.Component):
             diff1 = Signal(signed(mb + 3), name=f"diff1_{b}")  # v + w - thr - 1
             diff = Signal(signed(mb + 3), name=f"diff{b}")  # v + w - thr
             m.d.comb += [diff1.eq(v_in + x_wt1[b]), diff.eq(v_in + x_wt[b])]
-            above = Mux(fire_always, 1, Mux(fire_never, 0, ~diff1[mb + 2]))
+            # fires: the row is final, the target not refractory, and clamp(v + w) > thr. Only
+            # the compare's sign arrives late; the rest is combined before it (``may_fire``).
+            may_fire = Signal(name=f"may_fire{b}")
+            fires = Signal(name=f"fires{b}")
+            m.d.comb += [
+                may_fire.eq(sx.final & ~rpart(word) & ~fire_never),
+                fires.eq(may_fire & (fire_always | ~diff1[mb + 2])),
+                x_fire[b].eq(sx.valid & sx.mask[b] & fires),
+            ]
             clamped = Signal(mb, name=f"clamped{b}")  # low mb bits of clamp(total)
             m.d.comb += clamped.eq(
                 Mux(hi, Const(vmax & wrap, mb + 1), Mux(lo, Const(vmin & wrap, mb + 1), total))
             )
-            m.d.comb += x_fire[b].eq(sx.valid & sx.final & sx.mask[b] & ~rpart(word) & above)
             reset_full = Mux(hi, hi_reset, Mux(lo, lo_reset, diff[: mb + 1]))
             reset_v = Mux(subtract[sx.layer], reset_full, 0)
             # A refractory target is written back unchanged.
+            kept = Mux(rpart(word), word, Cat(clamped, 0))
             with m.If(sx.valid & sx.mask[b]):
-                request_write(
-                    b,
-                    sx.addr[b],
-                    Mux(
-                        rpart(word),
-                        word,
-                        Mux(x_fire[b], Cat(reset_v[:mb], Const(1, 1)), Cat(clamped, 0)),
-                    ),
-                )
+                request_write(b, sx.addr[b], Mux(fires, Cat(reset_v[:mb], Const(1, 1)), kept))
             if bucket_bits:  # clamp(total) - thr - 1, mod 2^(mb+1): the momentum bucket's base
                 m.d.sync += wb_over[b].eq(Mux(hi, hi_over, Mux(lo, lo_over, diff1[: mb + 1])))
         m.d.sync += wb_fire.eq(x_fire)
