@@ -5,10 +5,12 @@ realistic traces: network A of ``benchmarks/sim_throughput.py`` (64 inputs, laye
 random int8 weights, thresholds bisected so that each layer fires in about 10% of its neurons per
 step, inputs active with probability ``--input-rate`` per step), for every scheduler, group size
 F in {1, 4, 0} and lane count L in {1, 2, 4, 8}; the example network ``examples/model.npz`` (built
-by hand, not trained) with its own scheduler on ``examples/events.npz``; and **digits**, real
-traces: the model ``unlayered demo`` trains (``DEMO_TRAIN``: 64 inputs, layers 64-10, trained
-here in about 20 s, deterministic), on the first ``--digits-samples`` samples of its test split,
-under each scheduler as the demo compares them (``DEMO_RUNS``: the same weights). Every run is
+by hand, not trained) with its own scheduler on ``examples/events.npz``; and real traces of two
+trained digits models, on the first ``--digits-samples`` samples of the test split, under each
+scheduler as the demo compares them (``DEMO_RUNS``: the same weights): **digits**, the model
+``unlayered demo`` trains (``DEMO_TRAIN``: 64 inputs, layers 64-10, about 20 s here), and
+**digits-16**, the same settings with 16 hidden neurons for 5 epochs (the trained model of
+``tests/cocotb/test_trained_model.py``). Training is deterministic here. Every run is
 checked against the reference simulator (trace and counters). ``cycles`` is the core's own
 ``summary.cycles`` (from ``START`` to the summary record), summed over the samples.
 
@@ -50,6 +52,12 @@ from unlayered.sim.model import SCHEDULERS  # noqa: E402
 GROUP_SIZES = (1, 4, 0)
 BASELINE = "## Baseline"  # a section of the Markdown report kept across runs
 LANES = (1, 2, 4, 8)
+# The trained digits models: changes to the demo's training settings (``DEMO_TRAIN``).
+DIGITS_MODELS = {"digits": {}, "digits-16": {"hidden": (16,), "epochs": 5}}
+DIGITS_TITLES = {
+    "digits": "the model `unlayered demo` trains",
+    "digits-16": "the demo's settings with 16 hidden neurons, 5 epochs",
+}
 
 
 def machine() -> dict:
@@ -85,17 +93,19 @@ def run_one(job: tuple[str, Model, EventSamples, int]) -> dict:
     }
 
 
-def trained_digits(samples: int) -> tuple[Model, EventSamples, dict]:
-    """The demo's digits model (trained and exported as ``unlayered demo`` does) and the first
-    ``samples`` samples of its test split; with a digest of the model (its manifest without the
-    metadata, which names the checkpoint's path, and its weights)."""
+def trained_digits(changes: dict, samples: int) -> tuple[Model, EventSamples, dict]:
+    """A digits model trained and exported as ``unlayered demo`` does, with ``changes`` to its
+    settings (``DEMO_TRAIN``), and the first ``samples`` samples of the test split; with a digest
+    of the model (its manifest without the metadata, which names the checkpoint's path, and its
+    weights)."""
     from unlayered.sw.config import TrainConfig
     from unlayered.sw.demo import DEMO_TRAIN
     from unlayered.sw.export import export
     from unlayered.sw.train import load_dataset, train
 
+    settings = {**DEMO_TRAIN, **changes}
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(**DEMO_TRAIN, out=str(Path(tmp) / "train"))
+        config = TrainConfig(**settings, out=str(Path(tmp) / "train"))
         dataset = load_dataset(config)
         result = train(config, dataset=dataset, log=None, progress=False)
         model = export(result.checkpoint, Path(tmp) / "model.npz", dataset=dataset).model
@@ -104,7 +114,7 @@ def trained_digits(samples: int) -> tuple[Model, EventSamples, dict]:
     for w in model.weights:
         digest.update(np.ascontiguousarray(w).tobytes())
     info = {
-        "train": {k: list(v) if isinstance(v, tuple) else v for k, v in DEMO_TRAIN.items()},
+        "train": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
         "model_sha256": digest.hexdigest(),
         "test_samples": len(dataset.test),
     }
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-sizes", type=int, nargs="+", default=list(GROUP_SIZES))
     parser.add_argument("--example-samples", type=int, default=2, help="0: skip the example")
     parser.add_argument(
-        "--digits-samples", type=int, default=10, help="0: skip the trained digits model"
+        "--digits-samples", type=int, default=10, help="0: skip the trained digits models"
     )
     parser.add_argument("--jobs", type=int, default=1, help="simulator processes")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/core_cycles.json"))
@@ -249,22 +259,22 @@ def main(argv: list[str] | None = None) -> int:
         for lanes in args.lanes:
             jobs.append(("example", ex_model, ex_events, lanes))
 
-    digits = None
+    digits = {}
     if args.digits_samples:
         from unlayered.sw.demo import DEMO_RUNS
 
-        dg_model, dg_events, digits = trained_digits(args.digits_samples)
-        networks["digits"] = (
-            f"the model `unlayered demo` trains ({dg_model.n_inputs} inputs, layers "
-            f"{'-'.join(map(str, dg_model.sizes))}, model sha256 "
-            f"{digits['model_sha256'][:16]}) on the first {len(dg_events)} samples of the "
-            "digits test split, each scheduler as the demo runs it (the same weights)"
-        )
-        for name, changes in DEMO_RUNS:
-            for lanes in args.lanes:
-                jobs.append(
-                    ("digits", dg_model.with_scheduler(name=name, **changes), dg_events, lanes)
-                )
+        for network, changes in DIGITS_MODELS.items():
+            dg_model, dg_events, digits[network] = trained_digits(changes, args.digits_samples)
+            networks[network] = (
+                f"{DIGITS_TITLES[network]} ({dg_model.n_inputs} inputs, layers "
+                f"{'-'.join(map(str, dg_model.sizes))}, model sha256 "
+                f"{digits[network]['model_sha256'][:16]}) on the first {len(dg_events)} "
+                "samples of the digits test split, each scheduler as the demo runs it"
+            )
+            for name, sched_changes in DEMO_RUNS:
+                for lanes in args.lanes:
+                    model = dg_model.with_scheduler(name=name, **sched_changes)
+                    jobs.append((network, model, dg_events, lanes))
 
     print(
         f"{'net':>7} {'scheduler':>9} {'F':>2} {'L':>2} {'cycles':>8} {'synops':>8} "
