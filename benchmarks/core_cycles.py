@@ -52,11 +52,13 @@ from unlayered.sim.model import SCHEDULERS  # noqa: E402
 GROUP_SIZES = (1, 4, 0)
 BASELINE = "## Baseline"  # a section of the Markdown report kept across runs
 LANES = (1, 2, 4, 8)
-# The trained digits models: changes to the demo's training settings (``DEMO_TRAIN``).
-DIGITS_MODELS = {"digits": {}, "digits-16": {"hidden": (16,), "epochs": 5}}
-DIGITS_TITLES = {
-    "digits": "the model `unlayered demo` trains",
-    "digits-16": "the demo's settings with 16 hidden neurons, 5 epochs",
+# The trained digits models: a title, and changes to the demo's training settings (``DEMO_TRAIN``).
+DIGITS_MODELS = {
+    "digits": ("the model `unlayered demo` trains", {}),
+    "digits-16": (
+        "the demo's settings with 16 hidden neurons, 5 epochs",
+        {"hidden": (16,), "epochs": 5},
+    ),
 }
 
 
@@ -263,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.digits_samples:
         from unlayered.sw.demo import DEMO_RUNS
 
-        for network, changes in DIGITS_MODELS.items():
+        for network, (title, changes) in DIGITS_MODELS.items():
             dg_model, dg_events, digits[network] = trained_digits(changes, args.digits_samples)
             networks[network] = (
-                f"{DIGITS_TITLES[network]} ({dg_model.n_inputs} inputs, layers "
+                f"{title} ({dg_model.n_inputs} inputs, layers "
                 f"{'-'.join(map(str, dg_model.sizes))}, model sha256 "
                 f"{digits[network]['model_sha256'][:16]}) on the first {len(dg_events)} "
                 "samples of the digits test split, each scheduler as the demo runs it"
