@@ -636,7 +636,8 @@ class NeuronCore(wiring.Component):
             if fwd[1]:
                 m.d.sync += x_fwd[b].eq(writes(sx, sb, b))
             word = Mux(b_fwd[b], wq_data[b], b_word[b]) if fwd[2] else b_word[b]
-            v = vpart(b_word[b])  # a leak row's word (never forwarded; b_mask is 0 otherwise)
+            # a leak row's word (b_mask is 0 otherwise), forwarded from two or more ahead
+            v = vpart(word)
             round_up = Signal(name=f"round_up{b}")
             m.d.comb += round_up.eq(v[-1] & ((v & b_mask) != 0))
             weight = Mux(sb.zero, 0, w_q[b])
@@ -1043,18 +1044,20 @@ class NeuronCore(wiring.Component):
             # after it at the earliest (slot, release): four row cycles behind, and the
             # forwarding of a leak row's word is exact from d = 3.
             ahead_take = Signal()
-            m.d.comb += ahead_take.eq(ahead_open & ~ah_valid & ~pick_go & ~self.debug & in_event)
+            m.d.comb += ahead_take.eq(
+                ahead_open & (~ah_valid | ah_take) & ~pick_go & ~self.debug & in_event
+            )
             with m.If(ahead_take):
                 m.d.comb += in_take.eq(1)
                 m.d.sync += [
-                    ah_valid.eq(1),
+                    ah_valid.eq(1),  # (after ``ah_take``'s clear: a row taken in that cycle)
                     ah_hold.eq(1),
                     ah_src.eq(in_data[:16]),
                     ahead_any.eq(1),
                     syn_inc.eq(sizes[0]),
                     input_inc.eq(1),
                 ]
-            with m.If(ah_valid & in_event):
+            with m.Elif(ah_valid & in_event):
                 m.d.sync += ah_hold.eq(0)  # another row follows: this one is not the last
 
         with seq.state("IDLE"):
@@ -1105,6 +1108,9 @@ class NeuronCore(wiring.Component):
                     # The input group's last row, if still in the slot (or taken now),
                     # evaluates its targets; otherwise an evaluation row does (EVAL_LAYER).
                     m.d.comb += mark_final.eq(nx_valid)
+                    if lookahead:  # no later row of the step enters layer 0
+                        with m.If(nx_valid & ~self.debug):
+                            m.d.sync += ahead_on.eq(1)
                 seq.goto("INPUT_DRAIN")
 
         with seq.state("STEP_WAIT"):
