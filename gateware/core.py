@@ -442,10 +442,19 @@ class NeuronCore(wiring.Component):
             # STEP_WAIT, which ends it); in STEP_WAIT its row goes in as the new step's
             ahead_open = ahead_on & ~step_wait
             a_free = ~a_active | a_last
+            # The first row taken ahead is a leak row, exact only when the words it reads are
+            # forwarded from two or more row cycles ahead (stages A2, B), not from X. With
+            # one-cycle rows into layer 0 it therefore does not follow a row into layer 0
+            # directly (the step's final one, held in the next-row slot behind a longer row).
+            leak_gap = Const(1)
+            if lay.cycles[0] == 1:
+                leak_gap = ah_leaked | ~(a_active & (a_layer == 0))
             m.d.comb += [
                 ah_direct.eq(step_wait & ah_valid & a_free),
                 ah_final.eq(ah_direct & in_end_step),
-                ah_take.eq((ahead_open & ah_valid & ~ah_hold & ~nx_valid & a_free) | ah_direct),
+                ah_take.eq(
+                    (ahead_open & ah_valid & ~ah_hold & ~nx_valid & a_free & leak_gap) | ah_direct
+                ),
             ]
         pipe_empty = Signal()  # no row of the current step in the slot or the stages
         m.d.comb += pipe_empty.eq(
@@ -580,8 +589,10 @@ class NeuronCore(wiring.Component):
         #   d = 4, 3: in WB2 / WB while r is in A2: their words replace the read word there;
         #   d = 2: in WB while r is in B: its word is the one multiplied;
         #   d = 1: in WB while r is in X: X takes its word from the write request (``x_fwd``).
-        # A forwarded row is never a leak row (the first row into a layer in a step finds no
-        # word of that layer in flight), so a forwarded word is multiplied by 2^k, exactly.
+        # A leak row (the step's first into a layer) finds words of its layer in flight only
+        # when it is the first input row taken ahead, from two or more row cycles ahead
+        # (``leak_gap``): they reach B's multiply and rounding. Other forwarded words are
+        # multiplied by 2^k, exactly.
         thr_l = [layer.threshold for layer in model.layers]
         neg_thr = Array(Const(-t, signed(mb + 3)) for t in thr_l)
         neg_thr1 = Array(Const(-t - 1, signed(mb + 3)) for t in thr_l)
@@ -1039,10 +1050,10 @@ class NeuronCore(wiring.Component):
 
         if lookahead:
             # An EVENT of the next step into the ahead slot (not in a cycle of a pick's take,
-            # which counts its own row). ``ahead_on`` is set the cycle after the step's final
-            # row into layer 0 enters stage A, and the first ahead row follows three cycles
-            # after it at the earliest (slot, release): four row cycles behind, and the
-            # forwarding of a leak row's word is exact from d = 3.
+            # which counts its own row), also in the cycle the slot's row is taken. ``ahead_on``
+            # is set as END_STEP marks the step's final row into layer 0 in the next-row slot
+            # (or the cycle after such a row enters stage A), so the first ahead row can follow
+            # that row without a gap (``leak_gap`` aside).
             ahead_take = Signal()
             m.d.comb += ahead_take.eq(
                 ahead_open & (~ah_valid | ah_take) & ~pick_go & ~self.debug & in_event

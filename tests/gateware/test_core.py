@@ -259,6 +259,58 @@ def test_most_groups_in_a_step(scheduler):
     assert compare(model, events, [hw]) == []
 
 
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_leak_row_taken_ahead_behind_a_held_row(scheduler):
+    """One-cycle rows into layer 0 (4 hidden neurons at L = 4) and five-cycle rows into the
+    output layer (20 neurons): a step that ends early leaves an output row in stage A, so the
+    next step's single input row, its final row into layer 0, waits in the next-row slot behind
+    it; the step after has two inputs, and its first, taken ahead, is a leak row (leak 200/256,
+    with remainders). It must not enter stage A right behind that final row, where the words
+    it reads would bypass the leak's multiply."""
+    failures = []
+    for threshold in (3, 10):
+        for pattern in ([[0], [0, 1]], [[0], [0, 1], [1, 0]]):
+            model = Model(
+                n_inputs=2,
+                layers=(LayerSpec(4, threshold, 200), LayerSpec(20, 100, 200)),
+                weights=(np.array([[3, 2], [5, 1], [7, 4], [9, 3]]), np.ones((20, 4), np.int64)),
+                weight_bits=8,
+                membrane_bits=12,
+                leak_shift=8,
+                scheduler=SchedulerSpec(name=scheduler, group_size=0),
+                decision="argmax_spike_count",
+            )
+            events = EventSamples.from_lists([(pattern * 15)[:30]])
+            (hw,) = run_core(model, events, lanes=4, debug=False)
+            errors = compare(model, events, [hw], membranes=False)
+            failures += [f"threshold {threshold}, {pattern}: {e}" for e in errors]
+    assert failures == []
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_leak_row_taken_ahead_rounds_the_forwarded_word(scheduler):
+    """Two-cycle rows into layer 0 (4 hidden neurons at L = 2): the next step's first input row,
+    taken ahead, is a leak row two row cycles behind the step's final row into layer 0, so it
+    reads the words that row writes forwarded, and the leak's rounding toward zero must use
+    them. Input 1 (weight -1) is each step's final row and leaves the membranes at -1, where
+    the leak (255/256) rounds up to 0; rounded from the word read before that row (0) it would
+    give -1, and the last step's +7 (threshold 5) would no longer fire the neurons."""
+    model = Model(
+        n_inputs=3,
+        layers=(LayerSpec(4, 5, 255), LayerSpec(1, 100, 256)),
+        weights=(np.array([[0, -1, 7]] * 4), np.ones((1, 4), np.int64)),
+        weight_bits=8,
+        membrane_bits=12,
+        leak_shift=8,
+        scheduler=SchedulerSpec(name=scheduler, group_size=0),
+        decision="argmax_spike_count",
+    )
+    events = EventSamples.from_lists([[[0, 1]] * 6 + [[0, 1, 2]]])
+    (hw,) = run_core(model, events, lanes=2, debug=False)
+    assert [neuron for step, _, neuron in hw.trace] == [0, 1, 2, 3]
+    assert compare(model, events, [hw], membranes=False) == []
+
+
 @pytest.mark.parametrize("lanes", [1, 4])
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_inputs_taken_ahead(scheduler, lanes):
