@@ -420,8 +420,9 @@ class NeuronCore(wiring.Component):
         # touches layer 0, so the next step's EVENT records are taken into a second slot
         # (``ah_*``) and delivered whenever stage A would otherwise idle. They never fire (only
         # a final row evaluates), so the step's own control ignores them (``pipe_empty``).
-        # A row waits in the slot (``ah_hold``) until the next record is seen to be an EVENT
-        # too: the step's last input row stays there until its step starts. In STEP_WAIT the
+        # A row waits in the slot until the input register holds an EVENT too (nothing else
+        # takes records while the slot is open, so that EVENT stays there until the slot
+        # frees): the step's last input row stays there until its step starts. In STEP_WAIT the
         # row is the new step's: it enters stage A directly if A is free (``ah_direct``), final
         # if the record after it is END_STEP (``ah_final``; INPUT then takes that record, and
         # if it arrives later, an evaluation row evaluates the group), or else moves to the
@@ -430,7 +431,7 @@ class NeuronCore(wiring.Component):
         lookahead = sched.prioritized_input and model.decision != "first_to_threshold"
         ahead_on = Signal()  # the current step's layer-0 evaluation has started
         ahead_any = Signal()  # an EVENT of the next step was taken ahead
-        ah_valid, ah_hold, ah_leaked = Signal(), Signal(), Signal()  # ah_leaked: leak applied
+        ah_valid, ah_leaked = Signal(), Signal()  # ah_leaked: the step's leak is applied
         ah_src = Signal(16)
         a_ahead = Signal()
         ah_take = Signal()  # stage A takes the ahead slot's row (the next-row slot has priority)
@@ -453,7 +454,7 @@ class NeuronCore(wiring.Component):
                 ah_direct.eq(step_wait & ah_valid & a_free),
                 ah_final.eq(ah_direct & in_end_step),
                 ah_take.eq(
-                    (ahead_open & ah_valid & ~ah_hold & ~nx_valid & a_free & leak_gap) | ah_direct
+                    (ahead_open & ah_valid & in_event & ~nx_valid & a_free & leak_gap) | ah_direct
                 ),
             ]
         pipe_empty = Signal()  # no row of the current step in the slot or the stages
@@ -1050,26 +1051,22 @@ class NeuronCore(wiring.Component):
 
         if lookahead:
             # An EVENT of the next step into the ahead slot (not in a cycle of a pick's take,
-            # which counts its own row), also in the cycle the slot's row is taken. ``ahead_on``
+            # which counts its own row). The take reads registers only: it drives the events
+            # stream's ready. ``ahead_on``
             # is set as END_STEP marks the step's final row into layer 0 in the next-row slot
             # (or the cycle after such a row enters stage A), so the first ahead row can follow
             # that row without a gap (``leak_gap`` aside).
             ahead_take = Signal()
-            m.d.comb += ahead_take.eq(
-                ahead_open & (~ah_valid | ah_take) & ~pick_go & ~self.debug & in_event
-            )
+            m.d.comb += ahead_take.eq(ahead_open & ~ah_valid & ~pick_go & ~self.debug & in_event)
             with m.If(ahead_take):
                 m.d.comb += in_take.eq(1)
                 m.d.sync += [
-                    ah_valid.eq(1),  # (after ``ah_take``'s clear: a row taken in that cycle)
-                    ah_hold.eq(1),
+                    ah_valid.eq(1),
                     ah_src.eq(in_data[:16]),
                     ahead_any.eq(1),
                     syn_inc.eq(sizes[0]),
                     input_inc.eq(1),
                 ]
-            with m.Elif(ah_valid & in_event):
-                m.d.sync += ah_hold.eq(0)  # another row follows: this one is not the last
 
         with seq.state("IDLE"):
             m.d.comb += [self.idle.eq(1), in_take.eq(1), self.weights.ready.eq(1)]
