@@ -20,8 +20,8 @@ class PendingMomentum(wiring.Component):
     the next-pointer memory, read while the head waits. The heads of the highest and the
     second-highest non-empty buckets are chosen from the buckets' registers in one cycle into
     registers (``head_q``, the head, and ``head2_q``): after a pick the head is valid again in
-    the next cycle (the successor, or ``head2_q`` if the pick emptied its bucket), after a push
-    or a clear in the second.
+    the next cycle (the successor, read into a register of its own, or ``head2_q`` if the pick
+    emptied its bucket), after a push or a clear in the second.
 
     Parameters
     ----------
@@ -81,16 +81,19 @@ class PendingMomentum(wiring.Component):
             one_above, two_above = one_above | nonempty[b], two_above | (one_above & nonempty[b])
         head2_q = Signal(entry)
         m.d.sync += head2_q.eq(head2)
-        # ``head_q`` is ``head_top`` of the previous cycle, or, after a pick that leaves its
-        # bucket non-empty (``advance``), the bucket's new head: next[head], which the read port
-        # already holds in the pick's cycle. The port is addressed by ``head_q``, which is
-        # current in the cycle before any take (the head was valid then: pending.py). In the
-        # cycle after such a pick ``head_q`` holds and the bucket's head register copies it,
-        # so the memory's output feeds one register, not every bucket's. After a pick that
-        # empties its bucket (``jump``) it is ``head2_q``. So ``head_q`` is current (``fresh``)
-        # after such picks and after any cycle that changed nothing; ``top_q`` and
+        # The head is ``head_top`` of the previous cycle (``head_q``), or, after a pick that
+        # leaves its bucket non-empty (``advance``), the bucket's new head: next[head], which the
+        # read port already holds in the pick's cycle. It is kept in a register of its own
+        # (``succ_q``, loaded through its enable: the memory's output feeds that register and
+        # nothing else) and chosen after it (``use_succ``). The port is addressed by the head,
+        # which is current in the cycle before any take (the head was valid then: pending.py).
+        # In the cycle after such a pick the bucket's head register copies it. After a pick
+        # that empties its bucket (``jump``) ``head_q`` is ``head2_q``. So the head is current
+        # (``fresh``) after such picks and after any cycle that changed nothing; ``top_q`` and
         # ``top_single_q`` are current whenever it is.
-        head_q = Signal(entry)
+        head_q, succ_q, head = Signal(entry), Signal(entry), Signal(entry)
+        use_succ = Signal()
+        m.d.comb += head.eq(Mux(use_succ, succ_q, head_q))
         fresh = Signal()
         change = Signal()  # a push, pick or clear
         advance, advancing = Signal(), Signal()  # a pick that leaves its bucket non-empty; ...
@@ -99,8 +102,8 @@ class PendingMomentum(wiring.Component):
         m.d.comb += [
             advance.eq(take & ~top_single_q),
             jump.eq(take & top_single_q),
-            rp.addr.eq(head_q.source),
-            self.head.payload.eq(head_q),
+            rp.addr.eq(head.source),
+            self.head.payload.eq(head),
             self.head.valid.eq((self.count != 0) & fresh),
             change.eq(self.clear | self.push_valid | take),
         ]
@@ -134,13 +137,13 @@ class PendingMomentum(wiring.Component):
                     with m.If(top_single_q):
                         m.d.sync += nonempty[b].eq(0)
         with m.If(advance):
-            m.d.sync += head_q.eq(rp.data)
+            m.d.sync += [succ_q.eq(rp.data), use_succ.eq(1)]
         with m.Elif(jump):
-            m.d.sync += head_q.eq(head2_q)
-        with m.Elif(advancing):  # the bucket's new head, from head_q
+            m.d.sync += [head_q.eq(head2_q), use_succ.eq(0)]
+        with m.Elif(advancing):  # the bucket's new head, from succ_q
             for b in range(nb):
                 with m.If(top_q == b):
-                    m.d.sync += heads[b].eq(head_q)
+                    m.d.sync += heads[b].eq(succ_q)
         with m.Else():
-            m.d.sync += head_q.eq(head_top)
+            m.d.sync += [head_q.eq(head_top), use_succ.eq(0)]
         return m
