@@ -415,9 +415,9 @@ class NeuronCore(wiring.Component):
         in_valid, in_data = Signal(), Signal(32)
         in_event, in_end_step, in_start, in_end_sample = Signal(), Signal(), Signal(), Signal()
 
-        # Input rows taken ahead (docs/gateware.md): once a step's evaluation of layer 0 is
-        # under way (its final row into layer 0 taken, ``ahead_on``), no later row of the step
-        # touches layer 0, so the next step's EVENT records are taken into a second slot
+        # Input rows taken ahead (docs/gateware.md): once a step's final row into layer 0 is
+        # known (marked final in the next-row slot, or in stage A: ``ahead_on``), no later row
+        # of the step touches layer 0, so the next step's EVENT records are taken into a second slot
         # (``ah_*``) and delivered whenever stage A would otherwise idle. They never fire (only
         # a final row evaluates), so the step's own control ignores them (``pipe_empty``).
         # A row waits in the slot until the input register holds an EVENT too (nothing else
@@ -429,7 +429,7 @@ class NeuronCore(wiring.Component):
         # next-row slot. Only with prioritized input, and not with ``first_to_threshold``
         # (the step may end the sample) nor with the membrane read-out.
         lookahead = sched.prioritized_input and model.decision != "first_to_threshold"
-        ahead_on = Signal()  # the current step's layer-0 evaluation has started
+        ahead_on = Signal()  # the current step's final row into layer 0 is known
         ahead_any = Signal()  # an EVENT of the next step was taken ahead
         ah_valid, ah_leaked = Signal(), Signal()  # ah_leaked: the step's leak is applied
         ah_src = Signal(16)
