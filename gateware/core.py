@@ -417,9 +417,10 @@ class NeuronCore(wiring.Component):
 
         # Input rows taken ahead (docs/gateware.md): once a step's final row into layer 0 is
         # known (marked final in the next-row slot, or in stage A: ``ahead_on``), no later row
-        # of the step touches layer 0, so the next step's EVENT records are taken into a second slot
-        # (``ah_*``) and delivered whenever stage A would otherwise idle. They never fire (only
-        # a final row evaluates), so the step's own control ignores them (``pipe_empty``).
+        # of the step touches layer 0, so the next step's EVENT records are taken into a
+        # second slot (``ah_*``) and delivered whenever stage A would otherwise idle. They
+        # never fire (only a final row evaluates), so the step's own control ignores them
+        # (``pipe_empty``).
         # A row waits in the slot until the input register holds an EVENT too (nothing else
         # takes records while the slot is open, so that EVENT stays there until the slot
         # frees): the step's last input row stays there until its step starts. In STEP_WAIT the
@@ -1052,10 +1053,9 @@ class NeuronCore(wiring.Component):
         if lookahead:
             # An EVENT of the next step into the ahead slot (not in a cycle of a pick's take,
             # which counts its own row). The take reads registers only: it drives the events
-            # stream's ready. ``ahead_on``
-            # is set as END_STEP marks the step's final row into layer 0 in the next-row slot
-            # (or the cycle after such a row enters stage A), so the first ahead row can follow
-            # that row without a gap (``leak_gap`` aside).
+            # stream's ready. ``ahead_on`` is set as END_STEP marks the step's final row into
+            # layer 0 in the next-row slot (or the cycle after such a row enters stage A), so
+            # the first ahead row can follow that row without a gap (``leak_gap`` aside).
             ahead_take = Signal()
             m.d.comb += ahead_take.eq(ahead_open & ~ah_valid & ~pick_go & ~self.debug & in_event)
             with m.If(ahead_take):

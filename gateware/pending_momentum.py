@@ -19,7 +19,7 @@ class PendingMomentum(wiring.Component):
     takes the head of the highest non-empty bucket; the bucket's new head is its successor in
     the next-pointer memory, read while the head waits. The heads of the highest and the
     second-highest non-empty buckets are chosen from the buckets' registers in one cycle into
-    registers (``head_q``, the head, and ``head2_q``): after a pick the head is valid again in
+    registers (``head_q`` and ``head2_q``): after a pick the head is valid again in
     the next cycle (the successor, read into a register of its own, or ``head2_q`` if the pick
     emptied its bucket), after a push or a clear in the second.
 
